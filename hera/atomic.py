@@ -1,0 +1,59 @@
+"""Durable, all-or-nothing file replacement.
+
+The cache holds the only copy of a live agent, so every write goes to a
+temporary file beside the target, is fsynced, renamed over the target and the
+directory fsynced. A crash at any instant leaves either the old file or the
+new one, never a mixture; the temporary is removed on every error path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+TMP_PREFIX = ".hera-tmp-"
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` survive a power cut."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(
+    path: Path, mode: int = 0o644, *, overwrite: bool = True
+) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces ``path`` only if the block succeeds.
+
+    With ``overwrite=False`` the final step is a hard link instead of a rename,
+    so an existing ``path`` (even one created by a racing process meanwhile)
+    is never replaced: :class:`FileExistsError` is raised instead.
+    """
+    path = Path(path)
+    directory = path.parent
+    tmp = directory / f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask must not widen or narrow what we asked for
+        with os.fdopen(fd, "wb", buffering=0, closefd=True) as raw:
+            yield raw  # type: ignore[misc]
+            raw.flush()
+            os.fsync(raw.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            os.unlink(tmp)
+        fsync_dir(directory)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

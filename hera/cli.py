@@ -1,0 +1,147 @@
+"""The one command-line parser, shared by ``hera SUBCOMMAND`` and the shell's aliases.
+
+Global options come before the subcommand, as the product README writes them
+(``hera --family abraxas --layout example build``, ``hera --uuid 3f2a down``);
+they are accepted after it too. Each subcommand lives in a module of
+:mod:`hera.commands` that adds its parser and its run function; this module
+only parses, gathers settings, runs, and turns a :class:`HeraError` into one
+line on stderr and a non-zero exit.
+
+Must import nothing heavy: no Taichi, numpy or xonsh (a test guards it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from hera import __version__
+from hera.errors import HeraError, UsageError
+
+EPILOG = """\
+examples:
+  hera --family abraxas --layout example build
+  hera up 3f2a9c1e-....json
+  hera --uuid 3f2a down
+  hera families
+
+Settings come from ~/.herarc and ./hera.json (JSON), HERA_* variables and flags;
+see docs/config.md. 'hera SUBCOMMAND --help' describes each subcommand."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that says where to look."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}", hint=f"see '{self.prog} --help'")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Options that may stand before or after the subcommand.
+
+    After the subcommand they default to SUPPRESS, so they do not overwrite a
+    value given before it.
+    """
+    default: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+    group = parser.add_argument_group("global options")
+    group.add_argument("--family", metavar="NAME", help="model family to build from", **default)
+    group.add_argument("--layout", metavar="NAME", help="layout of the family (default: example)", **default)
+    group.add_argument("--uuid", metavar="ID", help="agent by full or partial UUID", **default)
+    group.add_argument("--identifier", metavar="ID", help="agent by UUID, prefix or callsign", **default)
+    group.add_argument("--callsign", metavar="NAME", help="agent by callsign; for build, the new agent's callsign", **default)
+    group.add_argument("--seed", type=int, metavar="N", help="random seed of a new instance", **default)
+    group.add_argument("--device", metavar="ID", help="device: auto, cpu, cuda or cuda:N", **default)
+    group.add_argument("--cache-dir", type=Path, metavar="DIR", help="where installed agents live", **default)
+    group.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a layout parameter, e.g. --set hidden.width=48 (repeatable)",
+        **({"default": argparse.SUPPRESS} if suppress else {"default": []}),
+    )
+
+
+@dataclass
+class Context:
+    """What a command function gets: the parsed arguments and where to write."""
+
+    args: argparse.Namespace
+    workdir: Path = field(default_factory=Path.cwd)
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    _gathered: Any = None
+
+    def settings(self) -> Any:
+        """Settings from every source, gathered once (see :mod:`hera.config`)."""
+        from hera import config
+
+        if self._gathered is None:
+            flags = {
+                "family": self.args.family,
+                "layout": self.args.layout,
+                "seed": self.args.seed,
+                "device": self.args.device,
+                "cache_dir": self.args.cache_dir,
+            }
+            if self.args.command == "build":
+                flags["callsign"] = self.args.callsign
+            params: dict[str, Any] = {}
+            for text in self.args.assignments or []:
+                from hera.family import deep_merge
+
+                params = deep_merge(params, config.parse_assignment(text))
+            if params:
+                flags["params"] = params
+            self._gathered = config.gather(flags, workdir=self.workdir)
+        return self._gathered[0]
+
+    def sources(self) -> Any:
+        self.settings()
+        return self._gathered[1]
+
+
+def build_parser() -> Parser:
+    from hera.commands import COMMANDS
+
+    parser = Parser(
+        prog="hera",
+        description="Build, run and manage long-lived agents whose spiking brains learn while they run.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"hera {__version__}")
+    global_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=Parser)
+    for module in COMMANDS:
+        command = module.add_parser(sub)
+        command.formatter_class = HelpFormatter
+        global_options(command, suppress=True)
+        command.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        return int(args.run(Context(args)) or 0)
+    except HeraError as exc:
+        print(f"hera: {exc.line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("hera: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

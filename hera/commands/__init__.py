@@ -1,0 +1,10 @@
+"""One module per subcommand: ``add_parser(subparsers)`` and ``run(ctx) -> exit code``.
+
+The one-shot ``hera`` and the shell's aliases both go through these. Modules
+import only what their parser needs at the top; what their run needs is
+imported inside it, so ``hera --help`` stays fast.
+"""
+
+from hera.commands import build, devices, families, layouts
+
+COMMANDS = [build, families, layouts, devices]

@@ -1,0 +1,67 @@
+"""``hera --family F --layout L build``: a new, dead instance file in the working directory."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import uuid as uuidlib
+from pathlib import Path
+from typing import Any
+
+from hera.errors import Conflict, HeraError
+
+HELP = "build a new instance file from a family and a layout"
+EXAMPLE = """\
+examples:
+  hera --family abraxas --layout example build
+  hera --family abraxas --layout small --set hidden.depth=3 build -o brain.json
+
+The file holds the structure and initial weights (mostly zero) but no dynamic
+state: it is dead until it goes up. It is named <uuid>.json unless -o is given,
+and an existing file is never overwritten without --force."""
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    parser = sub.add_parser("build", help=HELP, description=HELP + ".", epilog=EXAMPLE)
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="file to write (default: ./<uuid>.json)")
+    parser.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    return parser
+
+
+def run(ctx: Any) -> int:
+    from hera import callsign, config, family as families
+    from hera.instance import FamilyRef, Header, now, save
+
+    settings = ctx.settings()
+    if settings.family is None:
+        installed = ", ".join(sorted(families.discover(ctx.workdir))) or "none"
+        raise HeraError("which family? give --family NAME", hint=f"installed: {installed}")
+    family = families.get(settings.family, ctx.workdir)
+    params = family.resolve(settings.layout, config.param_overrides(family.name, ctx.sources()))
+    uuid = str(uuidlib.uuid4())
+    seed = settings.seed if settings.seed is not None else secrets.randbits(63)
+    path = ctx.args.output if ctx.args.output is not None else ctx.workdir / f"{uuid}.json"
+    path = path if path.is_absolute() else ctx.workdir / path
+    if path.exists() and not ctx.args.force:
+        raise Conflict(f"{path} already exists", hint="choose another -o FILE, or add --force to overwrite it")
+    if not path.parent.is_dir():
+        raise HeraError(f"{path.parent}: no such directory")
+    built = family.build(params, seed)
+    header = Header(
+        uuid=uuid,
+        callsign=settings.callsign or callsign.suggest(uuid),
+        family=FamilyRef(name=family.name, version=family.version),
+        layout=settings.layout,
+        params=params.model_dump(mode="json"),
+        seed=seed,
+        created=now(),
+        summary=built.summary,
+    )
+    try:
+        save(path, header, built.arrays, overwrite=ctx.args.force)
+    except FileExistsError:
+        raise Conflict(f"{path} already exists", hint="choose another -o FILE, or add --force to overwrite it") from None
+    except OSError as exc:
+        raise HeraError(f"cannot write {path}: {exc.strerror or exc}") from None
+    ctx.out.write(f"built {header.callsign} {uuid} ({family.name}/{settings.layout}) -> {path}\n")
+    return 0

@@ -1,0 +1,52 @@
+"""The one exception type a user ever sees, and how it is worded.
+
+Every mistake a user can make (a bad flag, a malformed file, an unknown agent)
+becomes a :class:`HeraError` whose message is a single line saying what is
+wrong, where, and what to do. The command line prints it and exits non-zero;
+anything else escaping is a bug in hera and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class HeraError(Exception):
+    """A user-facing failure: one line, no traceback, a non-zero exit."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
+class UsageError(HeraError):
+    """The command line itself is wrong (argparse's exit code)."""
+
+    exit_code = 2
+
+
+class NotFound(HeraError):
+    """An agent, family, layout or file that does not exist."""
+
+
+class Conflict(HeraError):
+    """The request is valid but the current state forbids it (agent running, file exists)."""
+
+
+def nearest(word: str, choices: "list[str] | set[str] | tuple[str, ...]") -> str | None:
+    """The closest valid spelling of ``word``, to put in a 'did you mean' hint."""
+    import difflib
+
+    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def did_you_mean(word: str, choices: "list[str] | set[str] | tuple[str, ...]") -> str:
+    guess = nearest(word, choices)
+    if guess:
+        return f"did you mean {guess!r}?"
+    return "valid: " + ", ".join(sorted(choices)) if choices else "none are available"

@@ -1,0 +1,233 @@
+"""The family plugin API, and how installed and cloned families are found.
+
+A family describes a model once: its layouts (named parameter sets), how to
+build an instance's arrays from them, and what that costs. hera knows nothing
+model-specific; it only talks to :class:`Family`. A family depends on this
+module (and :mod:`hera.kernels` for its runtime) and nothing else of hera.
+
+Families are found two ways, as the product README asks ("pip-install the repo
+for a family, or git-clone to the working directory"):
+
+* installed distributions exposing an entry point in group ``hera.families``;
+* folders in the working directory (or the working directory itself) whose
+  ``pyproject.toml`` declares that entry point, imported from the folder.
+
+A family that fails to import or to describe itself is reported by name and
+never hides the others. Family modules must import cheaply: ``hera families``
+and ``hera layouts`` import every family, and may not pull in Taichi.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import sys
+import tomllib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from hera.errors import HeraError, NotFound, did_you_mean, nearest
+
+if TYPE_CHECKING:
+    import numpy as np
+
+ENTRY_POINT_GROUP = "hera.families"
+
+
+class Params(BaseModel):
+    """Base for a family's layout parameters: strict, so typos are caught."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ResourceEstimate(BaseModel):
+    """What an instance of a layout needs, computed without building it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    neurons: int
+    synapses: int
+    device_bytes: int
+    host_bytes: int
+    file_bytes: int
+
+
+@dataclass
+class Built:
+    """A freshly built brain: its arrays, and a summary for the readable header."""
+
+    arrays: dict[str, np.ndarray]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class Family(ABC):
+    """What a family implements. Subclass it and register the class as an entry point."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    description: ClassVar[str] = ""
+    #: The layout parameter model (a :class:`Params` subclass).
+    params_model: ClassVar[type[Params]]
+    #: Named layouts: partial parameter dicts over the model's defaults. Must include "example".
+    layouts: ClassVar[Mapping[str, Mapping[str, Any]]]
+
+    def resolve(self, layout: str, overrides: list[tuple[str, Mapping[str, Any]]] = ()) -> Params:
+        """A layout's parameters with the user's overrides applied, validated.
+
+        ``overrides`` are (source, partial params) pairs in rising precedence;
+        an invalid value is blamed on the source that last set it.
+        """
+        if layout not in self.layouts:
+            raise NotFound(
+                f"family {self.name!r} has no layout {layout!r}",
+                hint=did_you_mean(layout, list(self.layouts)),
+            )
+        merged: dict[str, Any] = deep_merge({}, self.layouts[layout])
+        for _, patch in overrides:
+            merged = deep_merge(merged, patch)
+        try:
+            return self.params_model.model_validate(merged)
+        except ValidationError as exc:
+            raise params_error(self, exc, layout, overrides) from None
+
+    @abstractmethod
+    def build(self, params: Params, seed: int) -> Built:
+        """Create the arrays of a new instance: static structure and initial weights, no dynamic state."""
+
+    @abstractmethod
+    def estimate(self, params: Params) -> ResourceEstimate:
+        """Honest resource needs of a layout, from its parameters alone (no numpy, no Taichi)."""
+
+
+def deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """``patch`` over ``base``, merging nested objects key by key."""
+    result = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = deep_merge(dict(result[key]), value)
+        else:
+            result[key] = value
+    return result
+
+
+def params_error(
+    family: Family, exc: ValidationError, layout: str, overrides: list[tuple[str, Mapping[str, Any]]]
+) -> HeraError:
+    """One line naming the parameter, who set it, and (for a typo) the right name."""
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    dotted = ".".join(loc)
+    source = f"layout {family.name}/{layout}"
+    for name, patch in reversed(overrides):
+        node: Any = patch
+        for part in loc:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None:
+            source = name
+            break
+    if first["type"] == "extra_forbidden":
+        model: Any = family.params_model
+        for part in loc[:-1]:
+            annotation = model.model_fields[part].annotation if part in getattr(model, "model_fields", {}) else None
+            model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        valid = list(model.model_fields) if model is not None else []
+        guess = nearest(loc[-1], valid)
+        hint = f"did you mean {guess!r}?" if guess else f"valid parameters: {', '.join(valid)}"
+        return HeraError(f"{source}: parameter {dotted!r} is not a parameter of family {family.name!r}", hint=hint)
+    return HeraError(f"{source}: parameter {dotted!r}: {first['msg']}")
+
+
+@dataclass
+class FamilyEntry:
+    """A discovered family, or the reason it could not be loaded."""
+
+    name: str
+    source: str
+    family: Family | None = None
+    error: str | None = None
+
+
+def _load(target: Any, name: str) -> Family:
+    obj = target() if isinstance(target, type) else target
+    if not isinstance(obj, Family):
+        raise TypeError(f"entry point {name!r} is not a hera.family.Family")
+    if obj.name != name:
+        raise TypeError(f"entry point {name!r} loads a family named {obj.name!r}")
+    if "example" not in obj.layouts:
+        raise TypeError("it defines no 'example' layout")
+    return obj
+
+
+def _folder_entry_points(folder: Path) -> dict[str, str]:
+    pyproject = folder / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    found = data.get("project", {}).get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def _import_from_folder(folder: Path, target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    roots = [p for p in (folder / "src", folder) if p.is_dir()]
+    top = module_name.split(".")[0]
+    for root in roots:
+        sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module(module_name)
+    finally:
+        for root in roots:
+            sys.path.remove(str(root))
+    origin = Path(getattr(sys.modules[top], "__file__", "") or "").resolve()
+    if not any(origin.is_relative_to(root.resolve()) for root in roots):
+        raise ImportError(f"module {top!r} is already imported from {origin.parent}, shadowing this folder")
+    obj: Any = module
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+def discover(workdir: Path | None = None) -> dict[str, FamilyEntry]:
+    """Every family this user can use, by name; folder families win over installed ones."""
+    found: dict[str, FamilyEntry] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        entry = FamilyEntry(ep.name, f"installed ({dist})")
+        try:
+            entry.family = _load(ep.load(), ep.name)
+        except Exception as exc:  # a broken family must not hide the others
+            entry.error = f"{type(exc).__name__}: {exc}"
+        found[ep.name] = entry
+    workdir = Path.cwd() if workdir is None else workdir
+    folders = [workdir]
+    try:
+        folders += sorted(p for p in workdir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        pass
+    for folder in folders:
+        for name, target in _folder_entry_points(folder).items():
+            entry = FamilyEntry(name, f"folder {folder}")
+            try:
+                entry.family = _load(_import_from_folder(folder, target), name)
+            except Exception as exc:
+                entry.error = f"{type(exc).__name__}: {exc}"
+            found[name] = entry
+    return found
+
+
+def get(name: str, workdir: Path | None = None) -> Family:
+    """The family called ``name``, or an error that says what is installed."""
+    entries = discover(workdir)
+    entry = entries.get(name)
+    if entry is None:
+        raise NotFound(f"no family named {name!r} is installed", hint=did_you_mean(name, list(entries)))
+    if entry.family is None:
+        raise HeraError(f"family {name!r} ({entry.source}) is broken: {entry.error}")
+    return entry.family

@@ -1,0 +1,260 @@
+"""The instance document: one JSON file that is the whole agent.
+
+Layout of a file hera writes (any valid JSON with the same content reads too)::
+
+    {"format": "hera-instance", "format_version": 1,
+     "header": {...readable: uuid, callsign, family, layout, params, iteration...},
+     "arrays": {"name": {"dtype": "<f4", "shape": [..], "encoding": "base64",
+                         "data": "...", "crc32": 123}, ...}}
+
+The header comes first so listings read a page, not a brain. Reads validate
+every field and fail with one line naming the file and the field; nothing read
+is ever executed. Writes are atomic (see :mod:`hera.atomic`).
+
+This module imports numpy only when arrays are actually touched, so header-only
+commands (``agents``, ``families``) stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import uuid as uuidlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hera.atomic import atomic_write
+from hera.errors import HeraError
+from hera.jsonscan import Scanner, ScanError, line_col
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from hera.arrays import ArrayEntry
+
+FORMAT = "hera-instance"
+FORMAT_VERSION = 1
+CALLSIGN_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+class FamilyRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1, max_length=64)
+    version: str = Field(min_length=1, max_length=64)
+
+
+class Installation(BaseModel):
+    """Who installed the agent, where, and when (set by ``install``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    owner: str = Field(max_length=256)
+    scope: str = Field(pattern=r"^(user|system)$")
+    installed_at: datetime
+
+
+class Header(BaseModel):
+    """Everything about an instance except its arrays."""
+
+    model_config = ConfigDict(extra="forbid")
+    uuid: str
+    callsign: str = Field(pattern=CALLSIGN_PATTERN, max_length=64)
+    family: FamilyRef
+    layout: str = Field(min_length=1, max_length=64)
+    params: dict[str, Any]
+    seed: int = Field(ge=0, lt=2**63)
+    created: datetime
+    iteration: int = Field(default=0, ge=0)
+    dynamic: bool = False
+    summary: dict[str, Any] = Field(default_factory=dict)
+    installed: Installation | None = None
+    last_up: datetime | None = None
+    device: str | None = Field(default=None, max_length=128)
+    lineage: list[str] = Field(default_factory=list)
+
+    @field_validator("uuid")
+    @classmethod
+    def _canonical_uuid(cls, value: str) -> str:
+        try:
+            return str(uuidlib.UUID(value))
+        except ValueError:
+            raise ValueError("not a UUID") from None
+
+
+class InstanceFileError(HeraError):
+    """An instance file that cannot be read as one; the message names file and field."""
+
+
+def _fail(path: Path, where: str, what: str) -> InstanceFileError:
+    return InstanceFileError(
+        f"{path}: {where}: {what}",
+        hint="the file is not a valid hera instance; rebuild it or restore a copy",
+    )
+
+
+def _validation_message(exc: ValidationError, prefix: str) -> tuple[str, str]:
+    first = exc.errors()[0]
+    loc = ".".join(str(part) for part in (prefix, *first["loc"]))
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return loc, first["msg"] + more
+
+
+@dataclass
+class Instance:
+    """An instance in memory: its header and the arrays that were loaded."""
+
+    header: Header
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def save(self, path: Path, *, mode: int = 0o644, overwrite: bool = True) -> None:
+        save(path, self.header, self.arrays, mode=mode, overwrite=overwrite)
+
+
+def save(
+    path: Path,
+    header: Header,
+    arrays: Mapping[str, np.ndarray],
+    *,
+    mode: int = 0o644,
+    overwrite: bool = True,
+) -> None:
+    """Write an instance atomically, streaming arrays (never one big string)."""
+    from hera.arrays import write_array
+
+    head = json.dumps(header.model_dump(mode="json", exclude_none=True), indent=2)
+    with atomic_write(Path(path), mode, overwrite=overwrite) as out:
+        out.write(
+            f'{{"format": "{FORMAT}", "format_version": {FORMAT_VERSION},\n'
+            f'"header": {head},\n"arrays": {{'.encode()
+        )
+        for index, (name, array) in enumerate(arrays.items()):
+            out.write((",\n" if index else "\n").encode() + json.dumps(name).encode() + b": ")
+            write_array(out, array)
+        out.write(b"\n}}\n")
+
+
+class InstanceFile:
+    """An open instance file: the header parsed, arrays decoded on request.
+
+    The file is memory-mapped; array data is decoded chunk by chunk from the
+    mapping into its destination, so loading needs about the arrays' own size
+    in memory, not the document's.
+    """
+
+    def __init__(self, path: Path, *, header_only: bool = False) -> None:
+        self.path = Path(path)
+        self.entries: dict[str, ArrayEntry] = {}
+        self._map: mmap.mmap | None = None
+        self._fd = -1
+        try:
+            fd = self._fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise HeraError(f"{self.path}: no such file") from None
+        except IsADirectoryError:
+            raise HeraError(f"{self.path}: is a directory, not an instance file") from None
+        except PermissionError:
+            raise HeraError(f"{self.path}: permission denied") from None
+        try:
+            size = os.fstat(fd).st_size
+            if size == 0:
+                raise _fail(self.path, "file", "empty")
+            self._map = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+            self._parse(header_only)
+        except BaseException:
+            self.close()
+            raise
+
+    def _parse(self, header_only: bool) -> None:
+        assert self._map is not None
+        hint = None
+        if not header_only:
+            from hera.arrays import data_length_hint as hint
+        scanner = Scanner(self._map, length_hint=hint)
+        wanted = {"format", "format_version", "header"} | (set() if header_only else {"arrays"})
+        try:
+            if header_only:
+                top = scanner.top_level(wanted)
+            else:
+                top = scanner.document()
+                if not isinstance(top, dict):
+                    raise _fail(self.path, "document", "expected a JSON object")
+        except ScanError as exc:
+            line, col = line_col(self._map, exc.pos)
+            raise _fail(self.path, f"line {line} column {col}", f"malformed JSON ({exc.message})") from None
+        if top.get("format") != FORMAT:
+            raise _fail(self.path, "format", f"expected {FORMAT!r}, found {top.get('format')!r}")
+        version = top.get("format_version")
+        if version != FORMAT_VERSION:
+            raise InstanceFileError(
+                f"{self.path}: format_version: this hera reads version {FORMAT_VERSION}, the file has {version!r}",
+                hint="upgrade hera to read newer files",
+            )
+        if not header_only:
+            unknown = top.keys() - {"format", "format_version", "header", "arrays"}
+            if unknown:
+                raise _fail(self.path, sorted(unknown)[0], "unknown top-level field")
+        if "header" not in top:
+            raise _fail(self.path, "header", "missing")
+        try:
+            self.header = Header.model_validate(top["header"])
+        except ValidationError as exc:
+            raise _fail(self.path, *_validation_message(exc, "header")) from None
+        if header_only:
+            return
+        from hera.arrays import ArrayEntry, ArrayError
+
+        raw_arrays = top.get("arrays")
+        if not isinstance(raw_arrays, dict):
+            raise _fail(self.path, "arrays", "expected an object of named arrays")
+        try:
+            self.entries = {name: ArrayEntry.parse(name, raw) for name, raw in raw_arrays.items()}
+        except ArrayError as exc:
+            raise _fail(self.path, *str(exc).split(": ", 1)) from None
+
+    def array(self, name: str) -> np.ndarray:
+        from hera.arrays import ArrayError
+
+        if name not in self.entries:
+            raise _fail(self.path, f"arrays.{name}", "missing")
+        try:
+            return self.entries[name].decode(self._fd, self._map)
+        except ArrayError as exc:
+            raise _fail(self.path, *str(exc).split(": ", 1)) from None
+
+    def load(self) -> Instance:
+        return Instance(self.header, {name: self.array(name) for name in self.entries})
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> InstanceFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_header(path: Path) -> Header:
+    """The header alone: a page or two of I/O however large the brain."""
+    with InstanceFile(path, header_only=True) as opened:
+        return opened.header
+
+
+def load(path: Path) -> Instance:
+    """Read and verify a whole instance: every field, every checksum."""
+    with InstanceFile(path) as opened:
+        return opened.load()
