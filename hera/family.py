@@ -36,6 +36,9 @@ from hera.errors import HeraError, NotFound, did_you_mean, nearest
 if TYPE_CHECKING:
     import numpy as np
 
+    from hera.instance import Header
+    from hera.runtime import Runtime
+
 ENTRY_POINT_GROUP = "hera.families"
 
 
@@ -101,6 +104,24 @@ class Family(ABC):
     @abstractmethod
     def estimate(self, params: Params) -> ResourceEstimate:
         """Honest resource needs of a layout, from its parameters alone (no numpy, no Taichi)."""
+
+    def runtime(self, header: Header, arrays: dict[str, np.ndarray], arch: str) -> Runtime:
+        """Load an instance onto the device (Taichi is already initialised for ``arch``).
+
+        ``arrays`` is what :meth:`build` made (no dynamic state: start fresh)
+        or what :meth:`hera.runtime.Runtime.export_state` gave (resume exactly).
+        """
+        raise NotImplementedError(f"family {self.name!r} has no runtime yet")
+
+    def grow(
+        self, header: Header, arrays: dict[str, np.ndarray], params: Params
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Enlarge a downed instance to ``params``, keeping every existing weight and state value.
+
+        Returns the new summary and arrays. Raise :class:`hera.errors.HeraError`
+        for a change that would shrink anything.
+        """
+        raise HeraError(f"family {self.name!r} does not support grow")
 
 
 def deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

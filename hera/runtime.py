@@ -1,0 +1,89 @@
+"""The runtime half of the family API: a brain on a device, stepping.
+
+A family's :meth:`hera.family.Family.runtime` returns a :class:`Runtime` built
+from an instance's header and arrays. It is only ever created inside an agent
+process (or a benchmark or test process) after :func:`hera.kernels.init` has
+initialised Taichi, never in the controller.
+
+The contract every runtime keeps, which hera's agent process relies on:
+
+* ``step(n, stop_on)`` runs at most ``n`` iterations and stops right after the
+  first iteration at which a watched probe fired; ``iteration`` then is exactly
+  that iteration. Iteration-count breakpoints are hera's job (it bounds ``n``).
+* ``export_state()`` returns every array the instance file must hold to resume
+  (weights and all dynamic state, ring buffers and their heads, counters), so
+  that N+M iterations in one go equal N, export, a fresh process, import, M,
+  bit for bit on the same arch. Random numbers must come from a counter-based
+  generator keyed by (seed, iteration, index), never Taichi's own RNG.
+* ``feed`` queues input bytes and never blocks; ``read`` returns the bytes the
+  output area produced since the last read.
+
+This module imports neither numpy nor Taichi at import time.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from hera.instance import Header
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Something a breakpoint can watch: ``area:NAME``, ``neuron:INDEX`` or ``output``."""
+
+    name: str
+    kind: str  # "area" | "neuron" | "output"
+    size: int = 1
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """How a call to :meth:`Runtime.step` ended."""
+
+    iterations: int  # iterations actually run by this call
+    iteration: int  # the brain's iteration counter afterwards
+    stopped_on: str | None = None  # the probe that fired, if the run stopped early
+
+
+class Runtime(ABC):
+    """A brain loaded onto a device."""
+
+    #: iterations run since the instance was built
+    iteration: int
+
+    @abstractmethod
+    def step(self, n: int, stop_on: Sequence[str] = ()) -> StepResult:
+        """Run up to ``n`` iterations, stopping right after one where a probe in ``stop_on`` fired."""
+
+    @abstractmethod
+    def export_state(self) -> dict[str, np.ndarray]:
+        """Every array needed to resume exactly (weights and dynamic state), copied to the host."""
+
+    def probes(self) -> list[Probe]:
+        """What breakpoints can watch; ``neuron:INDEX`` is always allowed within the brain."""
+        return []
+
+    def feed(self, data: bytes) -> None:
+        """Queue bytes for the input area."""
+        raise NotImplementedError("this family has no input area")
+
+    def read(self) -> bytes:
+        """Bytes the output area produced since the last read."""
+        return b""
+
+    def stats(self) -> dict[str, Any]:
+        """Cheap live figures for status lines (spikes per area in the last step, …)."""
+        return {}
+
+
+def dynamic_header(header: Header, runtime: Runtime) -> Header:
+    """The header of an exported instance: same agent, now with dynamic state."""
+    return header.model_copy(update={"iteration": runtime.iteration, "dynamic": True})
