@@ -5,6 +5,6 @@ import only what their parser needs at the top; what their run needs is
 imported inside it, so ``hera --help`` stays fast.
 """
 
-from hera.commands import build, devices, families, layouts
+from hera.commands import agents, build, destroy, devices, families, info, inspect, install, layouts, uninstall
 
-COMMANDS = [build, families, layouts, devices]
+COMMANDS = [build, install, agents, inspect, uninstall, destroy, families, layouts, devices, info]

@@ -1,0 +1,34 @@
+"""``hera --uuid X uninstall``: move a downed agent out of the cache into the working directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+HELP = "move a downed agent from the cache to the working directory"
+EXAMPLE = """\
+examples:
+  hera --uuid 3f2a uninstall
+  hera --callsign brisk-otter uninstall -o brisk-otter.json
+
+The agent must be down. Its cached file, with its dynamic state, becomes
+./<uuid>.json (or FILE) and leaves the cache; an existing file is never
+overwritten. 'hera install' puts it back."""
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    parser = sub.add_parser("uninstall", help=HELP, description=HELP + ".", epilog=EXAMPLE)
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="where to put it (default: ./<uuid>.json)")
+    return parser
+
+
+def run(ctx: Any) -> int:
+    from hera.commands import target
+
+    store, agent = target.select(ctx, verb="uninstall")
+    output = ctx.args.output if ctx.args.output is not None else Path(f"{agent.uuid}.json")
+    output = output if output.is_absolute() else ctx.workdir / output
+    store.uninstall(agent, output)
+    ctx.out.write(f"uninstalled {agent.callsign} {agent.uuid} -> {output}\n")
+    return 0

@@ -1,0 +1,180 @@
+"""The cache of installed agents: treated like a database, because it is the only copy.
+
+One directory per scope (a user's, or the system's), one ``<uuid>.json``
+instance file per agent, 0600 in a 0700 directory. Every change (install,
+uninstall, destroy; later up, grow) runs under the store's lock file, checks
+the agent's liveness inside the lock, and changes files only by atomic steps
+(write-then-rename, link-then-unlink), so concurrent commands serialise and a
+crash at any instant leaves either the old state or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from hera import callsign as callsigns
+from hera import pidfile
+from hera.atomic import atomic_write, fsync_dir
+from hera.errors import Conflict, HeraError
+from hera.instance import Header, Installation, now, read_header
+
+LOCK_TIMEOUT = 60.0
+COPY_CHUNK = 16 << 20
+
+
+@dataclass
+class Agent:
+    """An installed agent as the cache sees it: header only, never the arrays."""
+
+    path: Path
+    scope: str
+    header: Header | None = None
+    error: str | None = None  # why the file could not be read, if it could not
+
+    @property
+    def uuid(self) -> str:
+        return self.header.uuid if self.header else self.path.stem
+
+    @property
+    def callsign(self) -> str:
+        return self.header.callsign if self.header else "?"
+
+    def size(self) -> int | None:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return None
+
+
+class Store:
+    """One cache directory (a scope) and the runtime directory of its agents."""
+
+    def __init__(self, directory: Path, scope: str, runtime_dir: Path, *, foreign: bool = False) -> None:
+        self.directory = directory
+        self.scope = scope
+        self.runtime_dir = runtime_dir
+        self.foreign = foreign  # another user's cache, written by root on their behalf
+
+    def path_for(self, uuid: str) -> Path:
+        return self.directory / f"{uuid}.json"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the store's lock: concurrent changes to this cache run one at a time."""
+        from filelock import FileLock, Timeout
+
+        self.ensure()
+        lock = FileLock(self.directory / ".lock", mode=0o600)
+        try:
+            with lock.acquire(timeout=LOCK_TIMEOUT):
+                yield
+        except Timeout:
+            raise HeraError(f"{self.directory} is busy: another hera command holds its lock") from None
+
+    def ensure(self) -> None:
+        """Create the cache (0700) on first use; a user's cache must be private and their own."""
+        from hera.paths import private_dir
+
+        if (self.scope == "user" and not self.foreign) or not self.directory.is_dir():
+            private_dir(self.directory)
+
+    def agents(self) -> list[Agent]:
+        """Every agent in this cache, unreadable files included (with their error)."""
+        try:
+            paths = sorted(p for p in self.directory.glob("*.json") if not p.name.startswith("."))
+        except PermissionError:
+            raise HeraError(f"{self.directory}: permission denied") from None
+        found = []
+        for path in paths:
+            agent = Agent(path, self.scope)
+            try:
+                agent.header = read_header(path)
+            except HeraError as exc:
+                agent.error = exc.message
+            found.append(agent)
+        return found
+
+    def liveness(self, uuid: str) -> pidfile.Liveness:
+        return pidfile.check(self.runtime_dir, uuid)
+
+    def refuse_if_up(self, agent: Agent, action: str) -> None:
+        live = self.liveness(agent.uuid)
+        if live.up:
+            raise Conflict(
+                f"agent {agent.callsign} ({agent.uuid[:8]}) is up (pid {live.pid}); cannot {action} it",
+                hint=f"down it first: hera --uuid {agent.uuid[:8]} down",
+            )
+
+    def install(self, source: Path, *, owner: str, taken: set[str]) -> Agent:
+        """Copy an instance into the cache with its install-time initialisation.
+
+        ``taken`` holds callsigns in use elsewhere (other scopes); a clash gets
+        a numeric suffix. An installed UUID is refused, never overwritten.
+        """
+        from hera.instance import load, save
+
+        instance = load(source)  # verify every field and checksum before touching the cache
+        with self.locked():
+            target = self.path_for(instance.header.uuid)
+            if target.exists():
+                raise Conflict(
+                    f"agent {instance.header.uuid} is already installed ({target})",
+                    hint=f"use it with 'hera --uuid {instance.header.uuid[:8]} ...', or uninstall it first",
+                )
+            taken = taken | {a.callsign for a in self.agents()}
+            header = instance.header.model_copy(
+                update={
+                    "callsign": callsigns.unique(instance.header.callsign, taken),
+                    "installed": Installation(owner=owner, scope=self.scope, installed_at=now()),
+                }
+            )
+            try:
+                save(target, header, instance.arrays, mode=0o600, overwrite=False)
+            except FileExistsError:
+                raise Conflict(f"agent {header.uuid} was installed meanwhile by another command") from None
+            except OSError as exc:
+                raise HeraError(f"cannot write {target}: {exc.strerror or exc}") from None
+        return Agent(target, self.scope, header)
+
+    def uninstall(self, agent: Agent, destination: Path) -> Path:
+        """Move the cached file, dynamic state and all, out to ``destination`` (never overwriting)."""
+        with self.locked():
+            if not agent.path.exists():
+                raise HeraError(f"agent {agent.uuid} was removed meanwhile by another command")
+            self.refuse_if_up(agent, "uninstall")
+            if destination.exists():
+                raise Conflict(f"{destination} already exists", hint="choose another -o FILE")
+            try:
+                os.link(agent.path, destination)  # same filesystem: atomic, no copy
+                fsync_dir(destination.parent)
+            except FileExistsError:
+                raise Conflict(f"{destination} already exists", hint="choose another -o FILE") from None
+            except OSError:
+                self._copy(agent.path, destination)
+            os.unlink(agent.path)
+            fsync_dir(agent.path.parent)
+        return destination
+
+    @staticmethod
+    def _copy(source: Path, destination: Path) -> None:
+        try:
+            with open(source, "rb") as src, atomic_write(destination, 0o600, overwrite=False) as out:
+                shutil.copyfileobj(src, out, COPY_CHUNK)
+        except FileExistsError:
+            raise Conflict(f"{destination} already exists", hint="choose another -o FILE") from None
+        except OSError as exc:
+            raise HeraError(f"cannot write {destination}: {exc.strerror or exc}") from None
+
+    def destroy(self, agent: Agent) -> None:
+        """Remove an agent for good; refused while it runs."""
+        with self.locked():
+            if not agent.path.exists():
+                raise HeraError(f"agent {agent.uuid} was removed meanwhile by another command")
+            self.refuse_if_up(agent, "destroy")
+            os.unlink(agent.path)
+            fsync_dir(agent.path.parent)
