@@ -39,7 +39,7 @@ def resolve(records: Sequence[Identified], text: str, kind: str = "identifier") 
             raise ambiguous(text, named)
     if kind in ("uuid", "identifier"):
         prefix = _bare(text)
-        if all(c in "0123456789abcdef" for c in prefix):
+        if prefix and all(c in "0123456789abcdef" for c in prefix):
             matches = [r for r in records if _bare(r.uuid).startswith(prefix)]
             if len(matches) == 1:
                 return matches[0]

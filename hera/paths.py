@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import pwd
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,13 +60,24 @@ def default_runtime_dir() -> Path:
     return Path("/tmp") / f"{APP}-{os.getuid()}"
 
 
-def user_cache_dir(user: str) -> Path:
-    """Another user's cache, at the default place under their home."""
+def user_home(user: str) -> Path:
     try:
-        home = Path(pwd.getpwnam(user).pw_dir)
+        return Path(pwd.getpwnam(user).pw_dir)
     except KeyError:
         raise HeraError(f"no user named {user!r} on this host") from None
-    return home / default_cache_dir().relative_to(Path.home())
+
+
+def user_cache_dir(user: str, home: Path | None = None) -> Path:
+    """Another user's cache, at the platform's default place under their home.
+
+    Their settings and ``XDG_DATA_HOME`` cannot be known from here, so this is
+    where an unconfigured hera of theirs keeps agents (and where ``install
+    --user`` puts them). Our own ``XDG_DATA_HOME`` says nothing about theirs.
+    """
+    home = user_home(user) if home is None else home
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / APP / "agents"
+    return home / ".local" / "share" / APP / "agents"
 
 
 def private_dir(path: Path) -> Path:

@@ -103,7 +103,10 @@ def check(runtime_dir: Path, uuid: str, titles: dict[str, int] | None = None) ->
             stale = "pid-file holds no process id"
         else:
             try:
-                started = psutil.Process(pid).create_time()
+                process = psutil.Process(pid)
+                started = process.create_time()
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    raise psutil.NoSuchProcess(pid)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 stale = f"process {pid} is gone"
             else:

@@ -71,10 +71,21 @@ class Store:
         self.ensure()
         lock = FileLock(self.directory / ".lock", mode=0o600)
         try:
-            with lock.acquire(timeout=LOCK_TIMEOUT):
-                yield
+            lock.acquire(timeout=LOCK_TIMEOUT)
         except Timeout:
             raise HeraError(f"{self.directory} is busy: another hera command holds its lock") from None
+        except PermissionError:
+            what = "system agents" if self.scope == "system" else f"the agents in {self.directory}"
+            raise HeraError(
+                f"changing {what} needs write access to {self.directory}",
+                hint="run it as root (sudo hera ...)" if self.scope == "system" or self.foreign else None,
+            ) from None
+        except OSError as exc:
+            raise HeraError(f"cannot lock {self.directory}: {exc.strerror or exc}") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def ensure(self) -> None:
         """Create the cache (0700) on first use; a user's cache must be private and their own."""
@@ -85,10 +96,18 @@ class Store:
 
     def agents(self) -> list[Agent]:
         """Every agent in this cache, unreadable files included (with their error)."""
+        # os.scandir, not Path.glob: glob silently yields nothing from a directory it may not read.
         try:
-            paths = sorted(p for p in self.directory.glob("*.json") if not p.name.startswith("."))
+            with os.scandir(self.directory) as entries:
+                paths = sorted(
+                    Path(e.path) for e in entries if e.name.endswith(".json") and not e.name.startswith(".")
+                )
+        except (FileNotFoundError, NotADirectoryError):
+            return []
         except PermissionError:
             raise HeraError(f"{self.directory}: permission denied") from None
+        except OSError as exc:
+            raise HeraError(f"{self.directory}: {exc.strerror or exc}") from None
         found = []
         for path in paths:
             agent = Agent(path, self.scope)
@@ -102,13 +121,21 @@ class Store:
     def liveness(self, uuid: str) -> pidfile.Liveness:
         return pidfile.check(self.runtime_dir, uuid)
 
-    def refuse_if_up(self, agent: Agent, action: str) -> None:
+    def refuse_if_up(self, agent: Agent, action: str) -> pidfile.Liveness:
+        """The agent's liveness (a stale pid-file already removed); :class:`Conflict` if it is up."""
         live = self.liveness(agent.uuid)
-        if live.up:
+        if live.up and live.pid_file:
             raise Conflict(
                 f"agent {agent.callsign} ({agent.uuid[:8]}) is up (pid {live.pid}); cannot {action} it",
                 hint=f"down it first: hera --uuid {agent.uuid[:8]} down",
             )
+        if live.up:
+            raise Conflict(
+                f"agent {agent.callsign} ({agent.uuid[:8]}) is still running as pid {live.pid}, "
+                f"though its pid-file is gone; cannot {action} it",
+                hint=f"stop the process first: kill {live.pid}",
+            )
+        return live
 
     def install(self, source: Path, *, owner: str, taken: set[str]) -> Agent:
         """Copy an instance into the cache with its install-time initialisation.

@@ -5,6 +5,21 @@ import only what their parser needs at the top; what their run needs is
 imported inside it, so ``hera --help`` stays fast.
 """
 
-from hera.commands import agents, build, destroy, devices, families, info, inspect, install, layouts, uninstall
+from hera.commands import (
+    agents,
+    build,
+    destroy,
+    devices,
+    down,
+    families,
+    info,
+    inspect,
+    install,
+    layouts,
+    logs,
+    signal,
+    uninstall,
+    up,
+)
 
-COMMANDS = [build, install, agents, inspect, uninstall, destroy, families, layouts, devices, info]
+COMMANDS = [build, install, up, down, signal, agents, inspect, logs, uninstall, destroy, families, layouts, devices, info]

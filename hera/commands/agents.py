@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 HELP = "list installed agents"
@@ -13,7 +14,9 @@ examples:
   hera agents --all --json
 
 STATE is built (never run), down (comatose, with dynamic state), up (running;
-its pid shown) or broken (the cached file cannot be read: the error says why).
+its pid shown; "up (no pid-file)" when its pid-file was removed while it
+runs), broken (the cached file is not a valid instance: the error says why)
+or unreadable (you lack the rights to read it).
 --all lists every user's cache and the system's that you may read, and says
 which it could not. Agents in working directories are not listed."""
 
@@ -27,57 +30,106 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _caches(ctx: Any) -> list[tuple[str, Any]]:
+def _is_dir(path: Any) -> bool:
+    """Whether ``path`` is a directory; PermissionError means there may be one we cannot see."""
+    import os
+    import stat
+
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _caches(ctx: Any) -> tuple[list[tuple[str, Any]], list[str]]:
+    """The caches to list, as (owner, store), and the owners whose cache we may not look into."""
     import pwd
 
     from hera.commands import target
+    from hera.errors import HeraError
     from hera.paths import user_cache_dir
     from hera.store import Store
 
     where = target.locations(ctx)
-    if ctx.args.user:
-        if ctx.args.user == target.owner():
-            return [(ctx.args.user, target.user_store(ctx))]
-        return [(ctx.args.user, Store(user_cache_dir(ctx.args.user), "user", where.runtime_dir))]
+    me = target.owner()
+    mine = (me, target.user_store(ctx))
+    if ctx.args.user and ctx.args.user != me:
+        directory = user_cache_dir(ctx.args.user)
+        try:
+            _is_dir(directory)
+        except PermissionError:
+            raise HeraError(
+                f"cannot read {ctx.args.user}'s agents in {directory}: permission denied",
+                hint=(f"run it as {ctx.args.user} or " if ctx.args.user != "root" else "run it ")
+                + f"as root (sudo hera agents --user {ctx.args.user})",
+            ) from None
+        return [(ctx.args.user, Store(directory, "user", where.runtime_dir))], []
     if not ctx.args.all:
-        return [(target.owner(), target.user_store(ctx))]
-    caches = [(target.owner(), target.user_store(ctx))]
-    seen = {caches[0][1].directory}
+        return [mine], []
+    caches, unreadable = [mine], []
+    seen = {mine[1].directory}
     for entry in pwd.getpwall():
-        directory = user_cache_dir(entry.pw_name)
-        if directory in seen or not directory.parent.parent.exists():
+        directory = user_cache_dir(entry.pw_name, Path(entry.pw_dir))
+        if entry.pw_name == me or directory in seen:
             continue
         seen.add(directory)
-        if directory.exists() or not directory.parent.exists():
-            caches.append((entry.pw_name, Store(directory, "user", where.runtime_dir)))
-    caches.append(("system", Store(where.system_dir, "system", where.runtime_dir)))
-    return caches
+        try:
+            if _is_dir(directory):
+                caches.append((entry.pw_name, Store(directory, "user", where.runtime_dir)))
+        except PermissionError:
+            unreadable.append(entry.pw_name)
+    try:
+        if _is_dir(where.system_dir):
+            caches.append(("system", Store(where.system_dir, "system", where.runtime_dir)))
+    except PermissionError:
+        unreadable.append("system")
+    return caches, unreadable
+
+
+def _live_status(store: Any, agent: Any) -> dict[str, Any]:
+    """What an up agent says of itself (running/paused/standby, iteration, rate); quick or nothing."""
+    from hera.commands import target
+    from hera.errors import HeraError
+
+    try:
+        with target.connect(store, agent, timeout=1.0) as client:
+            return dict(client.request("status"))
+    except HeraError:
+        return {}
 
 
 def run(ctx: Any) -> int:
+    import os
+
     from hera import pidfile
+    from hera.commands import target
     from hera.errors import HeraError
     from hera.table import emit, human_bytes
 
     titles = pidfile.running_titles()
     rows = []
-    for owner, store in _caches(ctx):
-        if not store.directory.exists():
-            continue
+    caches, unreadable = _caches(ctx)
+    for owner, store in caches:
         try:
             agents = store.agents()
         except HeraError as exc:
-            ctx.err.write(f"hera: could not read {owner}'s agents: {exc.message}\n")
+            if not ctx.args.all:
+                raise HeraError(
+                    f"cannot read {owner}'s agents: {exc.message}",
+                    hint=None if owner == target.owner() else f"run it as {owner} or as root",
+                ) from None
+            unreadable.append(owner)
             continue
         for agent in agents:
             header = agent.header
             live = pidfile.check(store.runtime_dir, agent.uuid, titles)
-            if live.stale:
-                ctx.err.write(f"hera: {agent.callsign} ({agent.uuid[:8]}): removed a stale pid-file: {live.stale}\n")
+            target.report_stale(ctx, agent, live)
+            status: dict[str, Any] = {}
             if header is None:
-                state = "broken"
+                state = "unreadable" if not os.access(agent.path, os.R_OK) else "broken"
             elif live.up:
-                state = "up" if live.pid_file else "up (no pid-file)"
+                status = _live_status(store, agent) if live.pid_file else {}
+                state = status.get("state", "up") if live.pid_file else "up (no pid-file)"
             else:
                 state = "down" if header.dynamic else "built"
             rows.append(
@@ -89,14 +141,22 @@ def run(ctx: Any) -> int:
                     "layout": header.layout if header else None,
                     "state": state,
                     "pid": live.pid,
-                    "iteration": header.iteration if header else None,
-                    "device": header.device if header else None,
+                    "iteration": status.get("iteration", header.iteration if header else None),
+                    "rate": status.get("rate"),
+                    "mode": status.get("mode"),
+                    "port": status.get("tcp_port"),
+                    "device": status.get("device", header.device if header else None),
                     "size": agent.size(),
                     "last_up": header.last_up.isoformat() if header and header.last_up else None,
                     "path": str(agent.path),
                     "error": agent.error,
                 }
             )
+    if unreadable:
+        ctx.err.write(
+            f"hera: could not read the agents of {', '.join(unreadable)} (permission denied); "
+            f"root can list them: sudo hera agents --all\n"
+        )
     if ctx.args.json:
         emit(ctx.out, rows, [], True)
         return 0
@@ -118,7 +178,9 @@ def run(ctx: Any) -> int:
         ("state", "STATE"),
         ("pid", "PID"),
         ("iteration", "ITERATION"),
+        ("rate", "IT/S"),
         ("device", "DEVICE"),
+        ("mode", "MODE"),
         ("size", "SIZE"),
         ("last_up", "LAST UP"),
     ]

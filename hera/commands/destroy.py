@@ -29,7 +29,7 @@ def run(ctx: Any) -> int:
     from hera.errors import HeraError
 
     store, agent = target.select(ctx, verb="destroy")
-    store.refuse_if_up(agent, "destroy")
+    target.report_stale(ctx, agent, store.refuse_if_up(agent, "destroy"))
     if not ctx.args.yes and sys.stdin.isatty():
         ctx.err.write(
             f"Destroy agent {agent.callsign} ({agent.uuid})? There is no other copy; this cannot be undone.\n"

@@ -57,8 +57,9 @@ def run(ctx: Any) -> int:
         store, agent = target.select(ctx, verb="inspect")
         path, where = agent.path, f"{store.scope} cache"
         live = pidfile.check(store.runtime_dir, agent.uuid)
+        target.report_stale(ctx, agent, live)
         pid = live.pid
-        state = "up" if live.up else ("down" if agent.header and agent.header.dynamic else "built")
+        state = ("up" if live.pid_file else "up (no pid-file)") if live.up else ("down" if agent.header and agent.header.dynamic else "built")
     with InstanceFile(path) as opened:
         header = opened.header
         arrays = {name: statistics(opened.array(name)) for name in opened.entries}

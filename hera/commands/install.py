@@ -32,7 +32,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(ctx: Any) -> int:
     from hera.commands import target
     from hera.errors import HeraError, UsageError
-    from hera.paths import user_cache_dir
     from hera.store import Store
 
     named = target.identifier(ctx)
@@ -41,6 +40,8 @@ def run(ctx: Any) -> int:
     args = ctx.args
     where = target.locations(ctx)
     file = args.file if args.file.is_absolute() else ctx.workdir / args.file
+    me = target.owner()
+    foreign = None
     if args.system:
         store = Store(where.system_dir, "system", where.runtime_dir)
         if not _writable(store.directory):
@@ -48,16 +49,26 @@ def run(ctx: Any) -> int:
                 f"installing a system agent needs write access to {store.directory}",
                 hint="run it as root (sudo hera install --system FILE), or set system_dir",
             )
-    elif args.user and args.user != target.owner():
+        taken = {agent.callsign for _, agent in target.installed(ctx)}
+    elif args.user and args.user != me:
         if os.geteuid() != 0:
             raise HeraError(f"installing into {args.user}'s cache needs root", hint="run it with sudo")
-        store = Store(user_cache_dir(args.user), "user", where.runtime_dir, foreign=True)
+        foreign = _Foreign(args.user)
+        store = Store(foreign.directory, "user", where.runtime_dir, foreign=True)
+        # their callsigns are checked inside the store's lock; ours do not matter to them
+        system = target.system_store(ctx)
+        try:
+            taken = {agent.callsign for agent in system.agents()}
+        except HeraError:
+            taken = set()
     else:
         store = target.user_store(ctx)
-    taken = {agent.callsign for _, agent in target.installed(ctx)}
-    agent = store.install(file, owner=args.user or target.owner(), taken=taken)
-    if args.user and args.user != target.owner():
-        _give_to(args.user, agent.path)
+        taken = {agent.callsign for _, agent in target.installed(ctx)}
+    try:
+        agent = store.install(file, owner=args.user or me, taken=taken)
+    finally:
+        if foreign is not None:
+            foreign.give_back()
     assert agent.header is not None
     renamed = f" (callsign changed from {_callsign(file)})" if _callsign(file) != agent.callsign else ""
     ctx.out.write(f"installed {agent.callsign} {agent.uuid} -> {agent.path}{renamed}\n")
@@ -77,11 +88,54 @@ def _writable(directory: Path) -> bool:
     return os.access(probe, os.W_OK | os.X_OK)
 
 
-def _give_to(user: str, path: Path) -> None:
-    """Make a file root installed into another user's cache theirs (and its directories)."""
-    import pwd
+class _Foreign:
+    """Another user's cache, written by root on their behalf and then handed to them.
 
-    entry = pwd.getpwnam(user)
-    for item in (path.parent.parent.parent, path.parent.parent, path.parent, path):
-        if item.exists() and item.is_relative_to(Path(entry.pw_dir)):
-            os.chown(item, entry.pw_uid, entry.pw_gid)
+    Refuses a home that does not exist (hera never creates one) and symbolic
+    links below the home (root must not be steered into writing, or handing
+    over, a directory elsewhere). The directories root creates on the way, the
+    lock file and the agent's file become the user's.
+    """
+
+    def __init__(self, user: str) -> None:
+        import pwd
+        import stat
+
+        from hera.errors import HeraError
+        from hera.paths import user_cache_dir, user_home
+
+        home = user_home(user)
+        self.entry = pwd.getpwnam(user)
+        if not home.is_dir():
+            raise HeraError(
+                f"{user}'s home {home} does not exist; hera will not create it",
+                hint=f"create it first, or install as {user} with a cache_dir of their own",
+            )
+        self.directory = user_cache_dir(user, home)
+        self.created: list[Path] = []
+        probe = home
+        for part in self.directory.relative_to(home).parts:
+            probe = probe / part
+            try:
+                info = os.lstat(probe)
+            except FileNotFoundError:
+                self.created.append(probe)
+                continue
+            if not stat.S_ISDIR(info.st_mode):
+                raise HeraError(
+                    f"{probe} is not a plain directory (a symbolic link or a file); "
+                    f"refusing to install into {user}'s cache through it"
+                )
+
+    def give_back(self) -> None:
+        """Hand what root wrote in the user's home to the user (never following a link)."""
+        paths = [*self.created, self.directory]
+        if self.directory.is_dir():
+            paths += [p for p in self.directory.iterdir() if p.name == ".lock" or p.suffix == ".json"]
+        for path in paths:
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if info.st_uid == 0:
+                os.chown(path, self.entry.pw_uid, self.entry.pw_gid, follow_symlinks=False)

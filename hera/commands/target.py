@@ -8,7 +8,8 @@ several the user must say which.
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,11 @@ def stores(ctx: Any) -> list[Store]:
     """The user's cache, and the system's where it exists and can be read."""
     found = [user_store(ctx)]
     system = system_store(ctx)
-    if system.directory.is_dir():
-        found.append(system)
+    try:
+        if system.directory.is_dir():
+            found.append(system)
+    except OSError:
+        pass  # a system directory we may not even look into holds nothing we could use
     return found
 
 
@@ -90,4 +94,42 @@ def select(ctx: Any, file: Path | None = None, *, verb: str) -> tuple[Store, Age
 
 
 def owner() -> str:
-    return getpass.getuser()
+    """The user this process acts as: its effective uid, not $USER (which sudo -E or setpriv leave behind)."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid with no passwd entry (containers)
+        return str(os.geteuid())
+
+
+def report_stale(ctx: Any, agent: Agent, live: Any) -> None:
+    """Say that a stale pid-file was found and removed (pidfile.check has removed it)."""
+    if live.stale:
+        ctx.err.write(f"hera: {agent.callsign} ({agent.uuid[:8]}): removed a stale pid-file: {live.stale}\n")
+
+
+def select_up(ctx: Any, file: Path | None = None, *, verb: str) -> tuple[Store, Agent]:
+    """The up agent the command line names; with nothing named, the only one that is up."""
+    from hera.errors import Conflict
+
+    if file is not None or identifier(ctx) is not None:
+        if file is not None and not file.is_absolute():
+            file = ctx.workdir / file
+        store, agent = select(ctx, file, verb=verb)
+        if not store.liveness(agent.uuid).up:
+            raise Conflict(f"agent {agent.callsign} ({agent.uuid[:8]}) is not up")
+        return store, agent
+    up = [(s, a) for s, a in installed(ctx) if s.liveness(a.uuid).up]
+    if len(up) == 1:
+        return up[0]
+    if not up:
+        raise NotFound("no agent is up")
+    names = ", ".join(f"{a.uuid[:8]} ({a.callsign})" for _, a in up)
+    raise UsageError(f"{len(up)} agents are up ({names}): say which to {verb}", hint="give --uuid PREFIX or --callsign NAME")
+
+
+def connect(store: Store, agent: Agent, timeout: float | None = 30.0) -> Any:
+    """A client on the agent's unix socket."""
+    from hera.agent.main import paths
+    from hera.client import AgentClient
+
+    return AgentClient.unix(paths(store.runtime_dir, agent.uuid)["socket"], timeout=timeout)

@@ -27,6 +27,7 @@ def run(ctx: Any) -> int:
     from hera.commands import target
 
     store, agent = target.select(ctx, verb="uninstall")
+    target.report_stale(ctx, agent, store.refuse_if_up(agent, "uninstall"))
     output = ctx.args.output if ctx.args.output is not None else Path(f"{agent.uuid}.json")
     output = output if output.is_absolute() else ctx.workdir / output
     store.uninstall(agent, output)

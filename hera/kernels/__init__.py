@@ -3,4 +3,126 @@
 Importing this package imports Taichi: only agent processes, benchmarks and
 tests may do it, never the controller (a process that initialised Taichi
 cannot safely fork, and a GPU probe in-process can segfault).
+
+The building blocks, one idea per module:
+
+* :mod:`hera.kernels.rng`: a counter-based random generator keyed by
+  (seed, iteration, index); nothing to save but the seed, so resume is exact.
+* :mod:`hera.kernels.lif`: leaky integrate-and-fire neurons with exact
+  exponential integration, refractory counters and adaptive thresholds.
+* :mod:`hera.kernels.synapses`: sparse synapses stored by presynaptic neuron
+  (CSR) with per-synapse integer delays delivered through a ring buffer.
+* :mod:`hera.kernels.plasticity`: always-on plasticity: trace STDP (pair,
+  triplet, reward-modulated), weight bounds, homeostasis.
+* :mod:`hera.kernels.io`: byte lines in as spikes, spikes out as byte lines.
+
+Modules that define ``@ti.func`` may be imported before :func:`init`; kernels
+are compiled on first call, after it.
 """
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import taichi as ti
+
+__all__ = ["init", "initialised_arch", "is_cpu", "default_cache_dir"]
+
+_state: dict[str, Any] = {"arch": None}
+
+#: Taichi's arch names for the CPU backends; hera calls them all "cpu".
+CPU_ARCHES = ("cpu", "x64", "arm64")
+
+
+def default_cache_dir() -> Path:
+    """Where compiled kernels are cached: hera's own user cache dir (regenerable, so ~/.cache is right).
+
+    ``HERA_TAICHI_CACHE`` overrides it (tests and benchmarks point it at a scratch dir).
+    """
+    override = os.environ.get("HERA_TAICHI_CACHE")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("hera")) / "taichi"
+
+
+def _cuda_usable() -> bool:
+    """Whether a CUDA GPU is there, asked of the driver tools (never of Taichi's own probe, which can segfault)."""
+    from hera.devices import gpus
+
+    return any("cuda" in device.backends for device in gpus())
+
+
+def init(
+    arch: str = "cpu",
+    cache_dir: Path | None = None,
+    *,
+    fallback: bool = False,
+    threads: int | None = None,
+    fast_math: bool = False,
+    **kw: Any,
+) -> str:
+    """Initialise Taichi once for this process, on ``arch`` ("cpu" or "cuda"); returns the arch in use.
+
+    * The offline kernel cache lives in ``cache_dir`` (default
+      :func:`default_cache_dir`), not Taichi's ``~/.cache/taichi``, so hera
+      owns and can clear it.
+    * "cuda" is asked for explicitly (``ti.cuda``), never through ``ti.gpu``,
+      whose OpenGL probe segfaults on machines without a GPU. Where no CUDA
+      GPU is found, ``fallback=True`` runs on the CPU with a warning; otherwise
+      it is an error, because an agent must not silently change device (bit-exact
+      resume holds only on the same arch).
+    * ``fast_math`` is off by default: the kernels then do exactly the float
+      operations written, so numpy references match them bit for bit and a
+      resumed agent computes what the uninterrupted one would have.
+    * A second call with the same arch is a no-op; a different arch is an
+      error (Taichi has one runtime per process).
+    """
+    wanted = "cpu" if arch in CPU_ARCHES else arch
+    if wanted not in ("cpu", "cuda"):
+        raise ValueError(f"unknown arch {arch!r}: hera runs on 'cpu' or 'cuda'")
+    if _state["arch"] is not None:
+        if wanted == "cuda" and _state["arch"] == "cpu" and _state.get("fell_back"):
+            return "cpu"
+        if _state["arch"] != wanted:
+            raise RuntimeError(f"Taichi is already initialised for {_state['arch']!r} in this process")
+        return _state["arch"]
+    fell_back = False
+    if wanted == "cuda" and not _cuda_usable():
+        if not fallback:
+            from hera.errors import HeraError
+
+            raise HeraError("no CUDA GPU found on this host", hint="use the CPU (--device cpu)")
+        warnings.warn("no CUDA GPU found: running on the CPU", RuntimeWarning, stacklevel=2)
+        wanted, fell_back = "cpu", True
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {
+        "offline_cache": True,
+        "offline_cache_file_path": str(cache),
+        "fast_math": fast_math,
+        "log_level": ti.WARN,
+    }
+    if threads is not None and wanted == "cpu":
+        options["cpu_max_num_threads"] = threads
+    options.update(kw)
+    ti.init(arch=ti.cpu if wanted == "cpu" else ti.cuda, **options)
+    if wanted == "cuda" and not str(ti.lang.impl.current_cfg().arch).endswith("cuda"):
+        ti.reset()
+        raise RuntimeError("Taichi could not start its CUDA backend")
+    _state.update(arch=wanted, fell_back=fell_back)
+    return wanted
+
+
+def initialised_arch() -> str | None:
+    """The arch :func:`init` set up in this process ("cpu" or "cuda"), or None."""
+    return _state["arch"]
+
+
+def is_cpu(arch: str) -> bool:
+    """Whether ``arch`` names a CPU backend (where fusing many iterations into one launch wins)."""
+    return arch in CPU_ARCHES

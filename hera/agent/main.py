@@ -1,0 +1,229 @@
+"""The agent process: one per up agent, started fresh (never forked), in its own session.
+
+It titles itself for ``ps``, takes the agent's lock (so a second up fails),
+writes its pid-file, loads the cached instance onto the device, serves its
+control socket, tells the controller it is ready, and runs the inner loop
+until it is downed or signalled. Every way out that the spec says updates the
+cache does so atomically before the pid-file goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import logging.handlers
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from hera import pidfile
+from hera.instance import InstanceFile, now, read_header, save
+
+log = logging.getLogger("hera.agent")
+
+OWN_PREFIX = "hera."
+#: Output the agent produced that no controller has read yet: saved, so down loses none of it.
+OUTPUT_ARRAY = "hera.output"
+#: Signals whose handlers only note the name for the inner loop to act on.
+NOTED = ("SIGTERM", "SIGINT", "SIGTSTP", "SIGCONT", "SIGHUP", "SIGQUIT")
+
+
+class Launch(BaseModel):
+    """Everything the controller tells a new agent process (as JSON on argv)."""
+
+    uuid: str
+    cache_path: Path
+    runtime_dir: Path
+    log_dir: Path
+    workdir: Path
+    device: str  # "cpu" or "cuda:N"
+    daemon: bool = False
+    tcp_host: str = "127.0.0.1"
+    start_state: str = "running"
+    autosave_interval: float = 300.0
+    ready_fd: int = -1
+
+
+def paths(runtime_dir: Path, uuid: str) -> dict[str, Path]:
+    return {
+        "socket": runtime_dir / f"{uuid}.sock",
+        "lock": runtime_dir / f"{uuid}.lock",
+        "connection": runtime_dir / f"{uuid}.connection.json",
+    }
+
+
+def log_path(log_dir: Path, uuid: str) -> Path:
+    return log_dir / f"{uuid}.log"
+
+
+class Ready:
+    """The pipe back to the controller: one line, READY or ERROR, then closed."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def send(self, word: str, payload: Any) -> None:
+        if self.fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self.fd, f"{word} {json.dumps(payload)}\n".encode())
+            os.close(self.fd)
+        self.fd = -1
+
+
+def _setup_logging(log_dir: Path, uuid: str) -> None:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(log_path(log_dir, uuid), maxBytes=5 << 20, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    # Taichi and anything else writing to stdout/stderr lands in the log, never on a terminal.
+    fd = os.open(log_path(log_dir, uuid), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.close(null)
+
+
+def _arch(device: str) -> str:
+    return "cuda" if device.startswith("cuda") else "cpu"
+
+
+def run(launch: Launch) -> int:
+    ready = Ready(launch.ready_fd)
+    files = paths(launch.runtime_dir, launch.uuid)
+    try:
+        header = read_header(launch.cache_path)
+    except Exception as exc:  # the controller shows this line to the user
+        ready.send("ERROR", str(exc))
+        return 1
+    import setproctitle
+
+    setproctitle.setproctitle(pidfile.title(header.callsign, header.uuid, header.family.name, header.layout))
+    lock_fd = os.open(files["lock"], os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        ready.send("ERROR", f"agent {header.callsign} ({header.uuid[:8]}) is already up")
+        return 1
+    _setup_logging(launch.log_dir, launch.uuid)
+    for name in ("SIGTTIN", "SIGTTOU"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)  # no terminal: never stop on one
+    try:
+        pidfile.write(launch.runtime_dir, launch.uuid, os.getpid())
+        log.info("up: %s %s on %s (pid %d)", header.callsign, header.uuid, launch.device, os.getpid())
+        return _serve(launch, header, ready, files)
+    except Exception as exc:
+        log.exception("agent failed")
+        ready.send("ERROR", f"{type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        for key in ("socket", "connection"):
+            files[key].unlink(missing_ok=True)
+        pidfile.path(launch.runtime_dir, launch.uuid).unlink(missing_ok=True)
+        os.close(lock_fd)
+
+
+def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path]) -> int:
+    from hera import family as families
+    from hera.agent.runner import Runner
+    from hera.agent.server import ControlServer
+    from hera.kernels import init
+    from hera.runtime import dynamic_header
+
+    import numpy as np
+
+    family = families.get(header.family.name, launch.workdir)
+    with InstanceFile(launch.cache_path) as opened:
+        instance = opened.load()
+    arch = _arch(launch.device)
+    init(arch)
+    # Arrays named "hera.*" are the agent's own (unread output), not the family's.
+    own = {name: instance.arrays.pop(name) for name in list(instance.arrays) if name.startswith(OWN_PREFIX)}
+    runtime = family.runtime(instance.header, instance.arrays, arch)
+    del instance
+    last_up = now()
+    key = secrets.token_bytes(32)
+    server = ControlServer(launch.uuid, files["socket"], tcp=launch.daemon, key=key, tcp_host=launch.tcp_host)
+
+    def save_state() -> str:
+        arrays = runtime.export_state()
+        runner.collect_output()
+        if runner.output:
+            arrays[OUTPUT_ARRAY] = np.frombuffer(b"".join(runner.output), dtype=np.uint8)
+        updated = dynamic_header(header, runtime).model_copy(update={"last_up": last_up, "device": launch.device})
+        save(launch.cache_path, updated, arrays, mode=0o600)
+        return str(launch.cache_path)
+
+    info = {
+        "uuid": header.uuid,
+        "callsign": header.callsign,
+        "family": header.family.name,
+        "layout": header.layout,
+        "device": launch.device,
+        "pid": os.getpid(),
+        "mode": "daemon" if launch.daemon else "attached",
+        "tcp_port": server.tcp_port,
+        "neurons": header.summary.get("neurons"),
+        "runtime_dir": str(launch.runtime_dir),
+    }
+    runner = Runner(
+        runtime,
+        server,
+        save=save_state,
+        autosave_interval=launch.autosave_interval,
+        start_state=launch.start_state,
+        info=info,
+    )
+    if OUTPUT_ARRAY in own:
+        runner.output.append(own[OUTPUT_ARRAY].tobytes())
+        runner.output_bytes = len(runner.output[0])
+    for name in NOTED:
+        signal.signal(getattr(signal, name), lambda signum, frame: runner.signals.append(signal.Signals(signum).name))
+    if launch.daemon:
+        connection = {
+            "uuid": header.uuid,
+            "pid": os.getpid(),
+            "transport": "tcp",
+            "ip": launch.tcp_host,
+            "port": server.tcp_port,
+            "key": key.hex(),
+            "signature_scheme": "hmac-sha256",
+        }
+        fd = os.open(files["connection"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(connection, handle)
+    server.start()
+    if not header.dynamic:
+        # The first stop of a fresh instance creates its cached state; save now so
+        # even a SIGKILL before the first autosave leaves a resumable agent.
+        save_state()
+    ready.send("READY", runner.status())
+    leaving = runner.loop()
+    server.close()
+    if leaving.save:
+        runner.save(leaving.reason)
+    log.info("down: %s at iteration %d", leaving.reason, runtime.iteration)
+    if leaving.reason == "SIGQUIT":
+        # The spec: terminate, update the cache, and continue with a core dump.
+        for key_ in ("socket", "connection"):
+            files[key_].unlink(missing_ok=True)
+        pidfile.path(launch.runtime_dir, launch.uuid).unlink(missing_ok=True)
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGQUIT)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    return run(Launch.model_validate_json(argv[0]))

@@ -1,0 +1,352 @@
+"""The inner loop: a state machine around a family's Runtime, on the agent's main thread.
+
+States: ``running`` (iterating continuously), ``paused`` (the debug mode:
+stopped at an exact iteration, waiting for commands) and ``standby`` (stopped
+by Ctrl-C / SIGINT, idle until told to run). Work is done in batches sized to
+about ``BATCH_SECONDS`` so control requests are picked up quickly; single
+steps and breakpoints are exact because the batch is bounded by the next
+iteration breakpoint and probe breakpoints stop the runtime itself at the
+iteration they fire.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hera.agent.server import Call, ControlServer
+from hera.runtime import Runtime
+
+log = logging.getLogger("hera.agent")
+
+BATCH_SECONDS = 0.02
+MAX_BATCH = 1 << 20
+#: Bytes of output kept for readers; older output is dropped (and counted).
+OUTPUT_LIMIT = 1 << 20
+#: Longest line a controller may feed, and the most bytes queued for input.
+LINE_LIMIT = 64 * 1024
+INPUT_LIMIT = 1 << 20
+
+
+@dataclass
+class Breakpoint:
+    id: int
+    kind: str  # "iteration" | "every" | "probe"
+    value: Any
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "value": self.value}
+
+
+class Exit(Exception):
+    """Leave the loop: ``save`` says whether the state goes to the cache first."""
+
+    def __init__(self, save: bool, reason: str) -> None:
+        super().__init__(reason)
+        self.save = save
+        self.reason = reason
+
+
+class Runner:
+    """Drives the runtime and answers the inbox between batches."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        server: ControlServer,
+        *,
+        save: Callable[[], str],
+        autosave_interval: float,
+        start_state: str = "running",
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.server = server
+        self.save_state = save
+        self.autosave_interval = autosave_interval
+        self.state = start_state
+        self.info = info or {}
+        self.breakpoints: list[Breakpoint] = []
+        self.next_breakpoint_id = 1
+        self.steps_left = 0
+        self.step_waiters: list[Call] = []
+        self.stopped_on: str | None = None
+        self.seconds_per_iteration = 1e-4
+        self.batches = 0
+        self.rate = 0.0
+        self.output: deque[bytes] = deque()
+        self.output_bytes = 0
+        self.output_dropped = 0
+        self.last_save = time.monotonic()
+        self.probe_names = {p.name for p in runtime.probes()}
+        #: Signal names noted by handlers, acted on by the loop (handlers must not touch queues or locks).
+        self.signals: list[str] = []
+        self.publish()
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def loop(self) -> Exit:
+        """Run until told to exit; return how."""
+        try:
+            while True:
+                self.act_on_signals()
+                active = self.state == "running" or self.steps_left > 0
+                self.drain(block=not active)
+                if self.state == "running" or self.steps_left > 0:
+                    self.batch()
+                self.maybe_autosave()
+        except Exit as leaving:
+            return leaving
+
+    def act_on_signals(self) -> None:
+        """What the spec's signal table asks, done on the loop's own thread."""
+        while self.signals:
+            name = self.signals.pop(0)
+            log.info("received %s at iteration %d in state %s", name, self.runtime.iteration, self.state)
+            if name == "SIGTERM":
+                raise Exit(save=True, reason="SIGTERM")
+            if name == "SIGQUIT":
+                raise Exit(save=True, reason="SIGQUIT")
+            if name == "SIGINT":
+                self.state, self.steps_left = "standby", 0
+            elif name == "SIGTSTP":
+                self.state, self.steps_left = "paused", 0
+            elif name == "SIGCONT":
+                self.state, self.stopped_on = "running", None
+                self.server.holder = None
+            elif name == "SIGHUP":
+                self.server.holder = None
+            self.publish()
+
+    def drain(self, block: bool) -> None:
+        timeout = self._idle_timeout() if block else 0
+        while True:
+            try:
+                call = self.server.inbox.get(timeout=timeout) if timeout else self.server.inbox.get_nowait()
+            except queue.Empty:
+                return
+            timeout = 0
+            self.handle(call)
+
+    def _idle_timeout(self) -> float:
+        if self.autosave_interval <= 0:
+            return 0.1
+        return max(0.01, min(0.1, self.last_save + self.autosave_interval - time.monotonic()))
+
+    def batch(self) -> None:
+        n = max(1, min(MAX_BATCH, int(BATCH_SECONDS / max(self.seconds_per_iteration, 1e-9))))
+        if self.steps_left > 0:
+            n = min(n, self.steps_left)
+        before = self.runtime.iteration
+        limit = self._next_iteration_stop(before)
+        if limit is not None:
+            n = min(n, limit - before)
+        probes = [bp.value for bp in self.breakpoints if bp.kind == "probe"]
+        started = time.perf_counter()
+        result = self.runtime.step(n, probes)
+        elapsed = time.perf_counter() - started
+        if result.iterations:
+            measured = elapsed / result.iterations
+            if self.batches == 0:
+                measured = max(measured / 100, 1e-7)  # the first call compiles kernels; don't let it fix the pace
+            # Follow speed-ups quickly (at most 4x longer batches at a time) and slow-downs at once.
+            self.seconds_per_iteration = max(measured, self.seconds_per_iteration / 4)
+            self.rate = result.iterations / max(elapsed, 1e-9)
+            self.batches += 1
+        self.collect_output()
+        if self.steps_left > 0:
+            self.steps_left = max(0, self.steps_left - result.iterations)
+        hit = result.stopped_on
+        if hit is None and limit is not None and self.runtime.iteration == limit:
+            hit = f"iteration:{limit}"
+        if hit is not None:
+            self.stopped_on = hit
+            self.state = "paused"
+            self.steps_left = 0
+            log.info("breakpoint %s at iteration %d", hit, self.runtime.iteration)
+        if self.steps_left == 0 and self.step_waiters:
+            for waiter in self.step_waiters:
+                waiter.ok(self.status())
+            self.step_waiters.clear()
+        self.publish()
+
+    def _next_iteration_stop(self, now: int) -> int | None:
+        stops = []
+        for bp in self.breakpoints:
+            if bp.kind == "iteration" and bp.value > now:
+                stops.append(bp.value)
+            elif bp.kind == "every":
+                stops.append((now // bp.value + 1) * bp.value)
+        return min(stops) if stops else None
+
+    def collect_output(self) -> None:
+        data = self.runtime.read()
+        if not data:
+            return
+        self.output.append(data)
+        self.output_bytes += len(data)
+        while self.output_bytes > OUTPUT_LIMIT:
+            dropped = self.output.popleft()
+            self.output_bytes -= len(dropped)
+            self.output_dropped += len(dropped)
+
+    def maybe_autosave(self) -> None:
+        if self.autosave_interval > 0 and time.monotonic() - self.last_save >= self.autosave_interval:
+            self.save("autosave")
+
+    def save(self, why: str) -> str:
+        started = time.perf_counter()
+        path = self.save_state()
+        self.last_save = time.monotonic()
+        log.info("%s: saved iteration %d in %.2f s", why, self.runtime.iteration, time.perf_counter() - started)
+        return path
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {
+            **self.info,
+            "state": self.state,
+            "iteration": self.runtime.iteration,
+            "rate": round(self.rate, 1),
+            "stopped_on": self.stopped_on,
+            "breakpoints": [bp.describe() for bp in self.breakpoints],
+            "output_bytes": self.output_bytes,
+            "stats": self.runtime.stats(),
+        }
+
+    def publish(self) -> None:
+        self.server.snapshot = self.status()
+
+    def handle(self, call: Call) -> None:
+        op, args = call.request.op, call.request.args
+        try:
+            handler = getattr(self, f"op_{op}")
+        except AttributeError:
+            call.fail(f"operation {op!r} is not supported")
+            return
+        try:
+            handler(call, args)
+        except Exit:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:
+            call.fail(f"{op}: {exc}")
+        self.publish()
+
+    def op_run(self, call: Call, args: dict[str, Any]) -> None:
+        self.state, self.stopped_on, self.steps_left = "running", None, 0
+        call.ok(self.status())
+
+    def op_pause(self, call: Call, args: dict[str, Any]) -> None:
+        self.state, self.steps_left = "paused", 0
+        call.ok(self.status())
+
+    def op_standby(self, call: Call, args: dict[str, Any]) -> None:
+        self.state, self.steps_left = "standby", 0
+        call.ok(self.status())
+
+    def op_step(self, call: Call, args: dict[str, Any]) -> None:
+        n = int(args.get("n", 1))
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        self.state, self.stopped_on = "paused", None
+        self.steps_left = n
+        self.step_waiters.append(call)
+
+    def op_breakpoint_add(self, call: Call, args: dict[str, Any]) -> None:
+        kind = args.get("kind")
+        value = args.get("value")
+        if kind in ("iteration", "every"):
+            value = int(value)
+            if value < 1:
+                raise ValueError(f"{kind} breakpoint needs a positive number")
+        elif kind == "probe":
+            value = str(value)
+            if value not in self.probe_names and not self._valid_neuron(value):
+                raise ValueError(f"no probe {value!r}; probes: {', '.join(sorted(self.probe_names))}")
+        else:
+            raise ValueError("kind must be iteration, every or probe")
+        bp = Breakpoint(self.next_breakpoint_id, kind, value)
+        self.next_breakpoint_id += 1
+        self.breakpoints.append(bp)
+        call.ok(bp.describe())
+
+    def _valid_neuron(self, value: str) -> bool:
+        if not value.startswith("neuron:"):
+            return False
+        try:
+            index = int(value.split(":", 1)[1])
+        except ValueError:
+            return False
+        neurons = self.info.get("neurons")
+        return 0 <= index and (neurons is None or index < neurons)
+
+    def op_breakpoint_remove(self, call: Call, args: dict[str, Any]) -> None:
+        wanted = args.get("id")
+        before = len(self.breakpoints)
+        self.breakpoints = [bp for bp in self.breakpoints if wanted not in (bp.id, "all")]
+        if len(self.breakpoints) == before:
+            raise ValueError(f"no breakpoint {wanted!r}")
+        call.ok([bp.describe() for bp in self.breakpoints])
+
+    def op_breakpoints(self, call: Call, args: dict[str, Any]) -> None:
+        call.ok([bp.describe() for bp in self.breakpoints])
+
+    def op_probes(self, call: Call, args: dict[str, Any]) -> None:
+        call.ok([{"name": p.name, "kind": p.kind, "size": p.size, "description": p.description} for p in self.runtime.probes()])
+
+    def op_feed(self, call: Call, args: dict[str, Any]) -> None:
+        text = args.get("text")
+        if not isinstance(text, str):
+            raise ValueError("feed needs text")
+        data = text.encode("utf-8", "replace")
+        if len(data) > LINE_LIMIT:
+            raise ValueError(f"line longer than {LINE_LIMIT} bytes")
+        self.runtime.feed(data)
+        call.ok({"fed": len(data)})
+
+    def op_read(self, call: Call, args: dict[str, Any]) -> None:
+        self.collect_output()
+        data = b"".join(self.output)
+        self.output.clear()
+        self.output_bytes = 0
+        dropped, self.output_dropped = self.output_dropped, 0
+        call.ok({"text": data.decode("utf-8", "replace"), "dropped": dropped})
+
+    def op_state(self, call: Call, args: dict[str, Any]) -> None:
+        from hera.agent.snapshot import write_snapshot
+
+        names = args.get("names")
+        call.ok({"path": str(write_snapshot(self.runtime, names, self.info["runtime_dir"], self.info["uuid"]))})
+
+    def op_checkpoint(self, call: Call, args: dict[str, Any]) -> None:
+        path = self.save("checkpoint")
+        call.ok({"path": path, "iteration": self.runtime.iteration})
+
+    def op_attach(self, call: Call, args: dict[str, Any]) -> None:
+        if args.get("pause"):
+            self.state = "paused"
+        call.ok(self.status())
+
+    def op_detach(self, call: Call, args: dict[str, Any]) -> None:
+        call.ok(self.status())
+
+    def op_signal(self, call: Call, args: dict[str, Any]) -> None:
+        """A signal carried through the control plane (SIGSTOP cannot be caught)."""
+        name = args.get("name")
+        if name == "SIGSTOP":
+            self.state, self.steps_left = "paused", 0
+            call.ok(self.status())
+            return
+        raise ValueError(f"signal {name!r} is sent as a real signal, not through the control plane")
+
+    def op_down(self, call: Call, args: dict[str, Any]) -> None:
+        self.state = "paused"
+        path = self.save("down")
+        call.ok({"path": path, "iteration": self.runtime.iteration})
+        raise Exit(save=False, reason="down")

@@ -1,0 +1,49 @@
+"""``hera --uuid X logs``: an agent's log (rotated, in hera's state directory)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+HELP = "show an agent's log"
+EXAMPLE = """\
+examples:
+  hera --uuid 3f2a logs
+  hera --uuid 3f2a logs -f -n 20"""
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    parser = sub.add_parser("logs", help=HELP, description=HELP + ".", epilog=EXAMPLE)
+    parser.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    parser.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="how many last lines (default 50)")
+    return parser
+
+
+def run(ctx: Any) -> int:
+    import time
+    from collections import deque
+
+    from hera.agent.main import log_path
+    from hera.commands import target
+    from hera.errors import NotFound
+
+    _, agent = target.select(ctx, verb="show the log of")
+    path = log_path(target.locations(ctx).state_dir / "logs", agent.uuid)
+    if not path.exists():
+        raise NotFound(f"agent {agent.callsign} has no log yet ({path})", hint="it is written once the agent goes up")
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in deque(handle, maxlen=max(0, ctx.args.lines)):
+            ctx.out.write(line)
+        ctx.out.flush()
+        if not ctx.args.follow:
+            return 0
+        try:
+            while True:
+                line = handle.readline()
+                if line:
+                    ctx.out.write(line)
+                    ctx.out.flush()
+                else:
+                    time.sleep(0.2)
+        except KeyboardInterrupt:
+            return 0

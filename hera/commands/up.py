@@ -1,0 +1,125 @@
+"""``hera up FILE`` / ``hera --uuid X up``: load an agent onto a device and start its inner loop."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+HELP = "up an agent: load it onto a device and run its inner loop"
+EXAMPLE = """\
+examples:
+  hera up 3f2a9c1e-....json          # installs the file on first up
+  hera --uuid 3f2a up --daemon        # detach at once; prints pid, port, connection file
+  hera --uuid 3f2a up --simulate      # the loading plan, touching no device
+  hera --uuid 3f2a up --silent &      # quiet, safe in the background
+
+Normal mode prints a banner and stays in the foreground until the agent goes
+down: Ctrl-C puts the agent in standby, Ctrl-Z pauses its inner loop (then
+'hera --uuid X signal SIGCONT' continues it). Closing the terminal leaves the
+agent running, detached. The agent runs in a process of its own; 'hera down'
+from any terminal stops it and saves its complete state to the cache."""
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    parser = sub.add_parser("up", help=HELP, description=HELP + ".", epilog=EXAMPLE)
+    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="instance file (installed implicitly)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--daemon", action="store_true", help="detach at once; talk to it through its ports")
+    mode.add_argument("--silent", action="store_true", help="print nothing (safe in the background)")
+    parser.add_argument("--simulate", action="store_true", help="show the loading plan and whether it fits; start nothing")
+    parser.add_argument("--paused", action="store_true", help="load, then wait paused at the current iteration")
+    return parser
+
+
+def run(ctx: Any) -> int:
+    import sys
+
+    from hera import devices, family as families, pidfile
+    from hera.agent import launch as launcher
+    from hera.agent.main import Launch
+    from hera.commands import target
+    from hera.errors import Conflict, HeraError
+
+    args = ctx.args
+    store, agent = _select_or_install(ctx)
+    assert agent.header is not None
+    header = agent.header
+    live = store.liveness(agent.uuid)
+    if live.up:
+        raise Conflict(f"agent {header.callsign} ({agent.uuid[:8]}) is already up (pid {live.pid})")
+    settings = ctx.settings()
+    family = families.get(header.family.name, ctx.workdir)
+    found = devices.all_devices()
+    device = devices.find(settings.device, found)
+    host = found[0] if device.kind != "cpu" else None
+    others = [
+        f"{a.callsign}"
+        for s, a in target.installed(ctx)
+        if a.uuid != agent.uuid and a.header is not None and pidfile.check(s.runtime_dir, a.uuid).up and a.header.device == device.id
+    ]
+    from hera import plan as plans
+
+    plan = plans.make(header, family, device, agent.size() or 0, others, host)
+    if args.simulate:
+        ctx.out.write("\n".join(plan.report()) + "\n")
+        return 0 if plan.fits is not False else 1
+    if plan.fits is False:
+        ctx.err.write("\n".join("  " + line for line in plan.report()) + "\n")
+        raise HeraError(
+            f"agent {header.callsign} needs more than {device.id} has free",
+            hint="free the device, pick another with --device, or build a smaller layout",
+        )
+    where = target.locations(ctx)
+    from hera.paths import private_dir
+
+    private_dir(where.runtime_dir)
+    launch = Launch(
+        uuid=agent.uuid,
+        cache_path=agent.path,
+        runtime_dir=where.runtime_dir,
+        log_dir=where.state_dir / "logs",
+        workdir=ctx.workdir,
+        device=device.id,
+        daemon=args.daemon,
+        start_state="paused" if args.paused else "running",
+        autosave_interval=settings.autosave_interval,
+    )
+    process, status = launcher.start(launch)
+    if args.daemon:
+        ctx.out.write(
+            f"up {header.callsign} {agent.uuid} pid {process.pid} device {device.id} "
+            f"port {status.get('tcp_port')} connection {where.runtime_dir / (agent.uuid + '.connection.json')}\n"
+        )
+        return 0
+    if not args.silent:
+        ctx.out.write(
+            f"up {header.callsign} {agent.uuid} (pid {process.pid}) on {device.id}, "
+            f"{status['state']} from iteration {status['iteration']}\n"
+            "Ctrl-C: standby   Ctrl-Z: pause   'hera down' in another terminal: stop and save\n"
+        )
+        ctx.out.flush()
+    from hera.commands.foreground import stay
+
+    return stay(ctx, store, agent, process, quiet=args.silent)
+
+
+def _select_or_install(ctx: Any) -> tuple[Any, Any]:
+    """The spec: upping a file installs it for the current user (once)."""
+    from hera.commands import target
+    from hera.errors import NotFound
+
+    file = ctx.args.file
+    if file is None:
+        return target.select(ctx, verb="up")
+    file = file if file.is_absolute() else ctx.workdir / file
+    try:
+        return target.select(ctx, file, verb="up")
+    except NotFound:
+        pass
+    store = target.user_store(ctx)
+    taken = {agent.callsign for _, agent in target.installed(ctx)}
+    agent = store.install(file, owner=target.owner(), taken=taken)
+    if not ctx.args.silent:
+        ctx.out.write(f"installed {agent.callsign} {agent.uuid} -> {agent.path}\n")
+    return store, agent
