@@ -60,9 +60,12 @@ def global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     group.add_argument("--seed", type=int, metavar="N", help="random seed of a new instance", **default)
     group.add_argument("--device", metavar="ID", help="device: auto, cpu, cuda or cuda:N", **default)
     group.add_argument("--cache-dir", type=Path, metavar="DIR", help="where installed agents live", **default)
+    # The subcommand's parser fills a namespace of its own that then replaces the
+    # top-level values, so its --set list goes to a separate dest, or it would
+    # drop every --set given before the subcommand.
     group.add_argument(
         "--set",
-        dest="assignments",
+        dest="late_assignments" if suppress else "assignments",
         action="append",
         metavar="KEY=VALUE",
         help="override a layout parameter, e.g. --set hidden.width=48 (repeatable)",
@@ -78,6 +81,8 @@ class Context:
     workdir: Path = field(default_factory=Path.cwd)
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
+    #: The hera shell this command runs in (None for the one-shot ``hera``).
+    shell: Any = None
     _gathered: Any = None
 
     def settings(self) -> Any:
@@ -95,7 +100,8 @@ class Context:
             if self.args.command == "build":
                 flags["callsign"] = self.args.callsign
             params: dict[str, Any] = {}
-            for text in self.args.assignments or []:
+            assignments = [*(self.args.assignments or []), *getattr(self.args, "late_assignments", [])]
+            for text in assignments:
                 from hera.family import deep_merge
 
                 params = deep_merge(params, config.parse_assignment(text))
@@ -129,19 +135,34 @@ def build_parser() -> Parser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str], *, out: TextIO | None = None, err: TextIO | None = None, shell: Any = None) -> int:
+    """Parse and run one command line: the one-shot ``hera`` and every shell alias go through here."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version print and "exit"; in the shell that must not end it
+            return int(exc.code or 0)
         if args.command is None:
-            parser.print_help()
+            parser.print_help(out)
             return 0
-        return int(args.run(Context(args)) or 0)
+        return int(args.run(Context(args, out=out, err=err, shell=shell)) or 0)
     except HeraError as exc:
-        print(f"hera: {exc.line()}", file=sys.stderr)
+        print(f"hera: {exc.line()}", file=err)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("hera: interrupted", file=sys.stderr)
+        print("hera: interrupted", file=err)
         return 130
     except BrokenPipeError:
         return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        from hera.shell import main as shell_main
+
+        return shell_main()
+    return run(argv)

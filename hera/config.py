@@ -71,6 +71,16 @@ def _check(source: str, values: Mapping[str, Any], key_label: str = "key") -> di
     return dict(values)
 
 
+def _check_variable(var: str, key: str, value: Any) -> None:
+    """One ``HERA_*`` variable's value, blamed on the variable (and the key it sets)."""
+    try:
+        Settings.model_validate({key: value})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise HeraError(f"environment: {var} (key {where!r}): {first['msg']}") from None
+
+
 def read_file(path: Path) -> Source | None:
     """A JSON settings file, or None when it does not exist."""
     try:
@@ -89,7 +99,11 @@ def read_file(path: Path) -> Source | None:
 
 
 def read_environment(environ: Mapping[str, str]) -> Source:
-    """``HERA_<KEY>`` variables; ``params`` and ``families`` take JSON objects."""
+    """``HERA_<KEY>`` variables; ``params`` and ``families`` take JSON objects.
+
+    An empty variable counts as not set (as Python's own ``PYTHON*`` do), so
+    ``HERA_LAYOUT= hera ...`` leaves the files' layout in force.
+    """
     values: dict[str, Any] = {}
     for var, raw in environ.items():
         if not var.startswith(ENV_PREFIX) or var in IGNORED_ENV:
@@ -99,16 +113,18 @@ def read_environment(environ: Mapping[str, str]) -> Source:
             guess = nearest(var, list(ENV_KEYS))
             hint = f"did you mean {guess}?" if guess else "valid: " + ", ".join(ENV_KEYS)
             raise HeraError(f"environment: unknown variable {var}", hint=hint)
+        if raw == "":
+            continue
         if key in ("params", "families"):
             try:
                 values[key] = json.loads(raw)
             except json.JSONDecodeError:
                 raise HeraError(f"environment: {var} must hold a JSON object") from None
         else:
-            values[key] = raw if raw != "" else None
+            values[key] = raw
     for var, key in ENV_KEYS.items():
         if key in values:
-            _check("environment", {key: values[key]}, key_label=f"variable {var} (key")
+            _check_variable(var, key, values[key])
     return Source(name="environment", values=values)
 
 
@@ -143,14 +159,18 @@ def gather(
 
 
 def param_overrides(family: str, sources: list[Source]) -> list[tuple[str, dict[str, Any]]]:
-    """The layout parameter patches for ``family``, in rising precedence, each named by its source."""
+    """The layout parameter patches for ``family``, in rising precedence, each named by its source.
+
+    Within one source the ``families.<family>`` section beats ``params``: the
+    more specific setting wins, as a user who wrote both would expect.
+    """
     patches: list[tuple[str, dict[str, Any]]] = []
     for source in sources:
+        if source.values.get("params"):
+            patches.append((f"{source.name} (params)", source.values["params"]))
         per_family = source.values.get("families", {}).get(family)
         if per_family:
             patches.append((f"{source.name} (families.{family})", per_family))
-        if source.values.get("params"):
-            patches.append((f"{source.name} (params)", source.values["params"]))
     return patches
 
 

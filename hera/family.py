@@ -215,6 +215,12 @@ def _import_from_folder(folder: Path, target: str) -> Any:
     return obj
 
 
+def _describe(exc: BaseException) -> str:
+    """Why a family failed to load, on one line (it goes into a table and an error line)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def discover(workdir: Path | None = None) -> dict[str, FamilyEntry]:
     """Every family this user can use, by name; folder families win over installed ones."""
     found: dict[str, FamilyEntry] = {}
@@ -224,7 +230,7 @@ def discover(workdir: Path | None = None) -> dict[str, FamilyEntry]:
         try:
             entry.family = _load(ep.load(), ep.name)
         except Exception as exc:  # a broken family must not hide the others
-            entry.error = f"{type(exc).__name__}: {exc}"
+            entry.error = _describe(exc)
         found[ep.name] = entry
     workdir = Path.cwd() if workdir is None else workdir
     folders = [workdir]
@@ -238,7 +244,7 @@ def discover(workdir: Path | None = None) -> dict[str, FamilyEntry]:
             try:
                 entry.family = _load(_import_from_folder(folder, target), name)
             except Exception as exc:
-                entry.error = f"{type(exc).__name__}: {exc}"
+                entry.error = _describe(exc)
             found[name] = entry
     return found
 

@@ -4,7 +4,7 @@
   only copy of a live agent. It lives in the platform's user *data* directory
   (``~/.local/share/hera/agents`` on Linux), never in ``~/.cache``, which
   users and cleaners wipe. Directory 0700, files 0600.
-* **system**: agents installed for every user (``/usr/local/share/hera/agents``).
+* **system**: agents installed for every user (``/var/lib/hera/agents``).
 * **runtime**: pid-files, sockets and locks of running agents, private (0700):
   ``$XDG_RUNTIME_DIR/hera``, or ``/tmp/hera-<uid>`` where that is unset.
 * **state**: logs and shell history (``~/.local/state/hera``).
@@ -43,7 +43,7 @@ class Locations:
         runtime = getattr(settings, "runtime_dir", None)
         return cls(
             cache_dir=Path(cache) if cache else default_cache_dir(),
-            system_dir=Path(system) if system else Path(platformdirs.site_data_dir(APP)) / "agents",
+            system_dir=Path(system) if system else default_system_dir(),
             runtime_dir=Path(runtime) if runtime else default_runtime_dir(),
             state_dir=Path(platformdirs.user_state_dir(APP)),
         )
@@ -51,6 +51,20 @@ class Locations:
 
 def default_cache_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP)) / "agents"
+
+
+def default_system_dir() -> Path:
+    """One place for every user: never taken from a user's environment.
+
+    Not platformdirs' site data dir: on Linux that is the first entry of the
+    caller's ``XDG_DATA_DIRS`` (``/usr/share/gnome`` on one desktop,
+    ``/usr/local/share`` in a service), so two users would see two different
+    "system" caches. Installed agents change as they live, so on Linux they
+    are variable state: ``/var/lib`` (FHS), like any daemon's.
+    """
+    if sys.platform == "darwin":
+        return Path("/Library/Application Support") / APP / "agents"
+    return Path("/var/lib") / APP / "agents"
 
 
 def default_runtime_dir() -> Path:

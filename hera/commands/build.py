@@ -45,7 +45,8 @@ def run(ctx: Any) -> int:
     if path.exists() and not ctx.args.force:
         raise Conflict(f"{path} already exists", hint="choose another -o FILE, or add --force to overwrite it")
     if not path.parent.is_dir():
-        raise HeraError(f"{path.parent}: no such directory")
+        what = "is not a directory" if path.parent.exists() else "does not exist"
+        raise HeraError(f"cannot write {path}: {path.parent} {what}", hint="create the directory or choose another -o FILE")
     built = family.build(params, seed)
     header = Header(
         uuid=uuid,

@@ -29,6 +29,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     mode.add_argument("--silent", action="store_true", help="print nothing (safe in the background)")
     parser.add_argument("--simulate", action="store_true", help="show the loading plan and whether it fits; start nothing")
     parser.add_argument("--paused", action="store_true", help="load, then wait paused at the current iteration")
+    parser.add_argument(
+        "-i", "--interactive", action="store_true", help="open the hera shell attached to the agent (see --after)"
+    )
+    parser.add_argument(
+        "--after", type=int, metavar="N", help="with --interactive: run N iterations first, then pause and open the prompt"
+    )
     return parser
 
 
@@ -42,6 +48,10 @@ def run(ctx: Any) -> int:
     from hera.errors import Conflict, HeraError
 
     args = ctx.args
+    if args.after is not None and (not args.interactive or args.after < 0):
+        raise HeraError("--after N needs --interactive and N >= 0")
+    if args.interactive and (args.daemon or args.silent):
+        raise HeraError("--interactive cannot be combined with --daemon or --silent")
     store, agent = _select_or_install(ctx)
     assert agent.header is not None
     header = agent.header
@@ -82,10 +92,18 @@ def run(ctx: Any) -> int:
         workdir=ctx.workdir,
         device=device.id,
         daemon=args.daemon,
-        start_state="paused" if args.paused else "running",
+        start_state="paused" if args.paused or (args.interactive and not args.after) else "running",
         autosave_interval=settings.autosave_interval,
     )
     process, status = launcher.start(launch)
+    if args.interactive and args.after:
+        with target.connect(store, agent) as client:
+            client.request("breakpoint_add", kind="iteration", value=status["iteration"] + args.after)
+    if ctx.shell is not None and not args.daemon:
+        # In the hera shell the shell is the controller: attach and give the prompt back.
+        handle = ctx.shell.attach(store, agent, pause=args.paused)
+        ctx.out.write(f"up {header.callsign} {agent.uuid} (pid {process.pid}) on {device.id}; attached {handle!r}\n")
+        return 0
     if args.daemon:
         ctx.out.write(
             f"up {header.callsign} {agent.uuid} pid {process.pid} device {device.id} "
@@ -101,7 +119,7 @@ def run(ctx: Any) -> int:
         ctx.out.flush()
     from hera.commands.foreground import stay
 
-    return stay(ctx, store, agent, process, quiet=args.silent)
+    return stay(ctx, store, agent, process, quiet=args.silent, prompt=args.interactive, after=args.after)
 
 
 def _select_or_install(ctx: Any) -> tuple[Any, Any]:

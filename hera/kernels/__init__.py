@@ -1,8 +1,10 @@
 """Taichi building blocks that families compose, and the one place Taichi is initialised.
 
-Importing this package imports Taichi: only agent processes, benchmarks and
-tests may do it, never the controller (a process that initialised Taichi
-cannot safely fork, and a GPU probe in-process can segfault).
+Importing this package itself is light (numpy-only helpers such as
+:mod:`hera.kernels.connectivity` can be used by a family's ``build``); the
+modules with kernels import Taichi, and only agent processes, benchmarks and
+tests may import them, never the controller (a process that initialised
+Taichi cannot safely fork, and a GPU probe in-process can segfault).
 
 The building blocks, one idea per module:
 
@@ -10,8 +12,10 @@ The building blocks, one idea per module:
   (seed, iteration, index); nothing to save but the seed, so resume is exact.
 * :mod:`hera.kernels.lif`: leaky integrate-and-fire neurons with exact
   exponential integration, refractory counters and adaptive thresholds.
-* :mod:`hera.kernels.synapses`: sparse synapses stored by presynaptic neuron
-  (CSR) with per-synapse integer delays delivered through a ring buffer.
+* :mod:`hera.kernels.connectivity`: (numpy only) building synapses stored by
+  presynaptic neuron (CSR), random connectivity, the transposed index.
+* :mod:`hera.kernels.synapses`: event-driven delivery along CSR rows with
+  per-synapse integer delays through a fixed-point ring buffer.
 * :mod:`hera.kernels.plasticity`: always-on plasticity: trace STDP (pair,
   triplet, reward-modulated), weight bounds, homeostasis.
 * :mod:`hera.kernels.io`: byte lines in as spikes, spikes out as byte lines.
@@ -26,8 +30,6 @@ import os
 import warnings
 from pathlib import Path
 from typing import Any
-
-import taichi as ti
 
 __all__ = ["init", "initialised_arch", "is_cpu", "default_cache_dir"]
 
@@ -105,11 +107,13 @@ def init(
         "offline_cache": True,
         "offline_cache_file_path": str(cache),
         "fast_math": fast_math,
-        "log_level": ti.WARN,
+        "log_level": "warn",
     }
     if threads is not None and wanted == "cpu":
         options["cpu_max_num_threads"] = threads
     options.update(kw)
+    import taichi as ti
+
     ti.init(arch=ti.cpu if wanted == "cpu" else ti.cuda, **options)
     if wanted == "cuda" and not str(ti.lang.impl.current_cfg().arch).endswith("cuda"):
         ti.reset()

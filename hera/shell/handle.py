@@ -1,0 +1,153 @@
+"""``agent`` in the hera shell: the attached agent as a Python object.
+
+Every method is one request over the agent's control socket, so it works the
+same for an agent upped in this shell and for a daemon upped elsewhere.
+State arrays come back as numpy arrays (numpy is imported only when asked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from hera.client import AgentClient
+from hera.errors import HeraError
+
+
+class Breakpoints:
+    """``agent.breakpoints``: add, list, remove; stops are exact."""
+
+    def __init__(self, client: AgentClient) -> None:
+        self._client = client
+
+    def add(
+        self, *, iteration: int | None = None, every: int | None = None, probe: str | None = None
+    ) -> dict[str, Any]:
+        """One of: ``iteration=N`` (stop when N is reached), ``every=N``, ``probe="area:hidden0"``/``"neuron:12"``/``"output"``."""
+        given = [(k, v) for k, v in (("iteration", iteration), ("every", every), ("probe", probe)) if v is not None]
+        if len(given) != 1:
+            raise HeraError("give exactly one of iteration=, every= or probe=")
+        kind, value = given[0]
+        return dict(self._client.request("breakpoint_add", kind=kind, value=value))
+
+    def remove(self, id: int | str = "all") -> list[dict[str, Any]]:
+        return list(self._client.request("breakpoint_remove", id=id))
+
+    def list(self) -> list[dict[str, Any]]:
+        return list(self._client.request("breakpoints"))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        return len(self.list())
+
+    def __repr__(self) -> str:
+        items = self.list()
+        if not items:
+            return "no breakpoints"
+        return "\n".join(f"{bp['id']}: {bp['kind']} {bp['value']}" for bp in items)
+
+
+class State(Mapping[str, Any]):
+    """``agent.state``: the brain's arrays, pulled from the device when read."""
+
+    def __init__(self, client: AgentClient) -> None:
+        self._client = client
+        self._names: list[str] | None = None
+
+    def _pull(self, names: list[str] | None) -> dict[str, Any]:
+        from pathlib import Path
+
+        from hera.agent.snapshot import read_snapshot
+
+        reply = self._client.request("state", timeout=None, names=names)
+        _, arrays = read_snapshot(Path(reply["path"]))
+        return arrays
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._pull([name])[name]
+        except HeraError as exc:
+            raise KeyError(name) from exc
+
+    def __iter__(self) -> Iterator[str]:
+        if self._names is None:
+            self._names = list(self._pull(None))
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+    def all(self) -> dict[str, Any]:
+        """Every array at once (one pull)."""
+        return self._pull(None)
+
+
+class AgentHandle:
+    """The attached agent."""
+
+    def __init__(self, client: AgentClient, uuid: str, callsign: str) -> None:
+        self.client = client
+        self.uuid = uuid
+        self.callsign = callsign
+        self.breakpoints = Breakpoints(client)
+        self.state = State(client)
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.client.request("status", timeout=5))
+
+    @property
+    def iteration(self) -> int:
+        return int(self.status()["iteration"])
+
+    def step(self, n: int = 1) -> int:
+        """Run exactly ``n`` iterations (fewer if a breakpoint fires) and pause; returns the iteration."""
+        return int(self.client.request("step", timeout=None, n=n)["iteration"])
+
+    def run(self) -> str:
+        return self._say(self.client.request("run"))
+
+    def pause(self) -> str:
+        return self._say(self.client.request("pause"))
+
+    def standby(self) -> str:
+        return self._say(self.client.request("standby"))
+
+    def feed(self, text: str) -> int:
+        """Queue a line for the input area (a newline is added if missing)."""
+        return int(self.client.request("feed", text=text if text.endswith("\n") else text + "\n")["fed"])
+
+    def read(self) -> str:
+        """What the output area produced since the last read."""
+        return str(self.client.request("read")["text"])
+
+    def probes(self) -> list[str]:
+        return [p["name"] for p in self.client.request("probes")]
+
+    def checkpoint(self) -> str:
+        return str(self.client.request("checkpoint", timeout=None)["path"])
+
+    def down(self) -> str:
+        result = self.client.request("down", timeout=None)
+        return f"down {self.callsign} at iteration {result['iteration']}"
+
+    def _say(self, status: dict[str, Any]) -> str:
+        return f"{self.callsign} {status['state']} at iteration {status['iteration']}"
+
+    def __repr__(self) -> str:
+        try:
+            status = self.status()
+        except HeraError:
+            return f"<agent {self.callsign} (gone)>"
+        return f"<agent {self.callsign} {status['state']} @{status['iteration']}>"
+
+
+class Unattached:
+    """What ``agent`` is when no agent is attached: every use says how to attach."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise HeraError("no agent is attached", hint="'attach [ID]' attaches one ('agents' lists them)")
+
+    def __repr__(self) -> str:
+        return "<no agent attached: 'attach [ID]'>"

@@ -1,0 +1,184 @@
+"""What the hera shell (and ``xontrib load hera``) add to a xonsh session.
+
+* every ``hera`` subcommand as an alias, parsed by the very same parser
+  (:func:`hera.cli.run`), so ``agents``, ``build``, ``up`` … behave exactly as
+  ``hera agents`` … do;
+* ``attach [ID]``, ``detach``, ``status`` and ``plot``;
+* ``agent``: the attached agent as a Python object (see :mod:`hera.shell.handle`);
+* in the hera shell itself, a prompt that shows the attached agent and its
+  state, and a bottom line with its live iteration and rate;
+* completion of subcommands, options, families, layouts, uuids and callsigns.
+
+Loading this imports xonsh pieces but never Taichi or numpy.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from hera import cli
+from hera.errors import HeraError
+from hera.shell.handle import AgentHandle, Unattached
+
+
+def unthreadable(function: Any) -> Any:
+    """Run on xonsh's main thread: commands may prompt (destroy) or read stdin (signal SIGTTIN)."""
+    from xonsh.tools import unthreadable as mark
+
+    return mark(function)
+
+ALIASES_OWN = ("attach", "detach", "status", "plot")
+
+
+class Session:
+    """One shell's hera state: which agent is attached."""
+
+    def __init__(self, xsh: Any) -> None:
+        self.xsh = xsh
+        self.handle: AgentHandle | None = None
+        self.names: list[str] = []
+
+    # -- attaching --------------------------------------------------------------------------------
+
+    def attach(self, store: Any, agent: Any, *, pause: bool = False, force: bool = False) -> AgentHandle:
+        from hera.commands import target
+
+        self.detach(quiet=True)
+        client = target.connect(store, agent)
+        client.request("attach", pause=pause, force=force)
+        self.handle = AgentHandle(client, agent.uuid, agent.callsign)
+        self.xsh.ctx["agent"] = self.handle
+        return self.handle
+
+    def detach(self, *, quiet: bool = False) -> None:
+        if self.handle is None:
+            return
+        try:
+            self.handle.client.request("detach", timeout=2)
+        except HeraError:
+            pass
+        self.handle.client.close()
+        self.handle = None
+        self.xsh.ctx["agent"] = Unattached()
+
+    # -- aliases ----------------------------------------------------------------------------------
+
+    def command(self, name: str) -> Any:
+        def alias(args: list[str], stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
+            return cli.run([name, *args], out=stdout or sys.stdout, err=stderr or sys.stderr, shell=self)
+
+        alias.__doc__ = f"hera {name} (see '{name} --help')"
+        return unthreadable(alias)
+
+    @unthreadable
+    def alias_attach(self, args: list[str], stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
+        return self._attach_cli(args, stdout or sys.stdout, stderr or sys.stderr)
+
+    def _attach_cli(self, args: list[str], out: Any, err: Any) -> int:
+        import argparse
+
+        from hera.commands import target
+
+        parser = cli.Parser(prog="attach", description="attach this shell to an up agent")
+        parser.add_argument("id", nargs="?", help="UUID, prefix or callsign (default: the only agent up)")
+        parser.add_argument("--pause", action="store_true", help="pause its inner loop on attaching")
+        parser.add_argument("--force", action="store_true", help="take the prompt from another controller")
+        try:
+            try:
+                parsed = parser.parse_args(args)
+            except SystemExit as exc:
+                return int(exc.code or 0)
+            namespace = argparse.Namespace(uuid=None, identifier=parsed.id, callsign=None, command="attach",
+                                           family=None, layout=None, seed=None, device=None, cache_dir=None,
+                                           assignments=[])
+            ctx = cli.Context(namespace, out=out, err=err, shell=self)
+            store, agent = target.select_up(ctx, verb="attach")
+            handle = self.attach(store, agent, pause=parsed.pause, force=parsed.force)
+            out.write(f"attached {handle!r}; 'agent' is it, 'detach' lets go\n")
+            return 0
+        except HeraError as exc:
+            err.write(f"hera: {exc.line()}\n")
+            return exc.exit_code
+
+    def alias_detach(self, args: list[str], stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
+        out = stdout or sys.stdout
+        if self.handle is None:
+            out.write("no agent is attached\n")
+            return 0
+        name = self.handle.callsign
+        self.detach()
+        out.write(f"detached from {name}; it keeps running\n")
+        return 0
+
+    def alias_status(self, args: list[str], stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
+        out = stdout or sys.stdout
+        if self.handle is None:
+            (stderr or sys.stderr).write("hera: no agent is attached; 'attach [ID]' attaches one\n")
+            return 1
+        out.write(self.status_line() + "\n")
+        return 0
+
+    def alias_plot(self, args: list[str], stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
+        from hera.shell.plot import plot_command
+
+        return plot_command(self, args, stdout or sys.stdout, stderr or sys.stderr)
+
+    # -- prompt -----------------------------------------------------------------------------------
+
+    def prompt_field(self) -> str:
+        if self.handle is None:
+            return "hera"
+        try:
+            status = self.handle.status()
+        except HeraError:
+            return f"hera {self.handle.callsign}[gone]"
+        return f"hera {self.handle.callsign}[{status['state']} @{status['iteration']}]"
+
+    def status_line(self) -> str:
+        if self.handle is None:
+            return ""
+        try:
+            status = self.handle.status()
+        except HeraError:
+            return f"{self.handle.callsign}: gone"
+        stats = status.get("stats") or {}
+        spikes = "  ".join(f"{k} {v}" for k, v in stats.items() if isinstance(v, (int, float)))
+        return (
+            f"{self.handle.callsign} {status['state']}  iteration {status['iteration']}  "
+            f"{status.get('rate', 0):,.0f} it/s  {spikes}".rstrip()
+        )
+
+    # -- installing -------------------------------------------------------------------------------
+
+    def install(self, *, prompt: bool) -> None:
+        from hera.commands import COMMANDS
+
+        aliases = self.xsh.aliases
+        for module in COMMANDS:
+            name = module.__name__.rsplit(".", 1)[1]
+            aliases[name] = self.command(name)
+            self.names.append(name)
+        for name in ALIASES_OWN:
+            aliases[name] = getattr(self, f"alias_{name}")
+            self.names.append(name)
+        self.xsh.ctx["agent"] = Unattached()
+        from hera.shell.completion import install_completer
+
+        install_completer(self.xsh, self)
+        if prompt:
+            env = self.xsh.env
+            env["PROMPT_FIELDS"]["hera"] = self.prompt_field
+            env["PROMPT"] = "{hera}> "
+            env["BOTTOM_TOOLBAR"] = lambda: self.status_line()
+            env["PROMPT_REFRESH_INTERVAL"] = 1.0
+
+    def uninstall(self) -> None:
+        from hera.shell.completion import uninstall_completer
+
+        self.detach(quiet=True)
+        for name in self.names:
+            self.xsh.aliases.pop(name, None)
+        self.names.clear()
+        self.xsh.ctx.pop("agent", None)
+        uninstall_completer(self.xsh)
