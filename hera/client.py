@@ -37,7 +37,7 @@ class AgentClient:
             self.uuid = str(info["uuid"])
         except (ValueError, KeyError, TypeError):
             raise HeraError("the agent's socket did not answer as a hera agent") from None
-        self.verifier = protocol.Verifier(key, self.nonce) if key is not None else None
+        self.verifier = protocol.Verifier(key, self.nonce, protocol.MAX_REPLY * 2) if key is not None else None
 
     @classmethod
     def unix(cls, path: Path, timeout: float | None = 30.0) -> AgentClient:
@@ -65,7 +65,7 @@ class AgentClient:
 
     def _line(self) -> bytes:
         try:
-            line = self.reader.readline(protocol.MAX_MESSAGE * 2 + 2)
+            line = self.reader.readline(protocol.MAX_REPLY * 2 + 2)
         except socket.timeout:
             raise HeraError("the agent did not answer in time") from None
         except OSError as exc:

@@ -79,6 +79,10 @@ class Runtime(ABC):
         """Bytes the output area produced since the last read."""
         return b""
 
+    def spikes(self) -> Sequence[int] | None:
+        """Indices of the neurons that spiked in the last iteration, for rasters; None if not kept."""
+        return None
+
     def stats(self) -> dict[str, Any]:
         """Cheap live figures for status lines (spikes per area in the last step, …)."""
         return {}

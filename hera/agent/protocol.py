@@ -27,6 +27,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MAX_MESSAGE = 1 << 20
+#: Replies may be larger (spike records); requests stay small.
+MAX_REPLY = 64 << 20
 PROTOCOL_VERSION = 1
 
 Op = Literal[
@@ -48,6 +50,7 @@ Op = Literal[
     "attach",
     "signal",
     "probes",
+    "record",
 ]
 
 
@@ -71,7 +74,7 @@ class Signed(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     seq: int = Field(ge=0, lt=2**63)
-    payload: str = Field(max_length=MAX_MESSAGE)
+    payload: str = Field(max_length=MAX_REPLY)
     signature: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
@@ -114,13 +117,14 @@ def wrap(key: bytes, nonce: str, seq: int, message: BaseModel) -> bytes:
 class Verifier:
     """Checks signed messages of one TCP connection: right key, this nonce, rising sequence."""
 
-    def __init__(self, key: bytes, nonce: str) -> None:
+    def __init__(self, key: bytes, nonce: str, limit: int = MAX_MESSAGE * 2) -> None:
         self.key = key
         self.nonce = nonce
+        self.limit = limit
         self.last_seq = -1
 
     def open(self, line: bytes) -> bytes:
-        if len(line) > MAX_MESSAGE * 2:
+        if len(line) > self.limit:
             raise ProtocolError("message too large")
         try:
             signed = Signed.model_validate_json(line)

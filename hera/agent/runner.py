@@ -318,6 +318,23 @@ class Runner:
         dropped, self.output_dropped = self.output_dropped, 0
         call.ok({"text": data.decode("utf-8", "replace"), "dropped": dropped})
 
+    def op_record(self, call: Call, args: dict[str, Any]) -> None:
+        """Step ``n`` single iterations, recording who spiked (for rasters); then stay paused."""
+        n = int(args.get("n", 200))
+        if not 1 <= n <= 20000:
+            raise ValueError("record takes 1 to 20000 iterations")
+        self.state = "paused"
+        start = self.runtime.iteration
+        rows: list[list[int]] = []
+        for _ in range(n):
+            self.runtime.step(1)
+            spiked = self.runtime.spikes()
+            if spiked is None:
+                raise ValueError("this family does not report spikes")
+            rows.append([int(i) for i in spiked])
+        self.collect_output()
+        call.ok({"start": start, "spikes": rows, "neurons": self.info.get("neurons")})
+
     def op_state(self, call: Call, args: dict[str, Any]) -> None:
         from hera.agent.snapshot import write_snapshot
 

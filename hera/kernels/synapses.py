@@ -27,7 +27,11 @@ Kernel API (``@ti.func``):
 * ``take(ring, channel, slot, i, scale) -> f32``: neuron ``i``'s input arriving in ``slot``, cleared;
 * ``push_row(ring, channel, t, i, ptr, post, weight, delay, scale)``: add neuron ``i``'s row into the ring;
   ``weight`` is a field or a Python float (one weight for all), ``delay`` a field or a Python int (one
-  delay for all), both decided at compile time.
+  delay for all), both decided at compile time;
+* ``add_row(target, i, ptr, post, weight)``: delay-one delivery straight into a float state variable
+  (``target[post] += w``), skipping the ring. Only for serial loops (the fused CPU driver): float
+  additions from parallel threads would sum in a varying order. It saves reading and clearing a ring
+  slot for every neuron every step, which is most of a small brain's memory traffic.
 """
 
 # no "from __future__ import annotations": Taichi reads the annotations of its functions as objects
@@ -91,6 +95,16 @@ def push_row(
             ti.atomic_add(ring[channel, uniform_slot, post[k]], q)
         else:
             ti.atomic_add(ring[channel, ti.cast((t + ti.cast(delay[k], ti.i64)) % slots, ti.i32), post[k]], q)
+
+
+@ti.func
+def add_row(target: ti.template(), i: ti.i32, ptr: ti.template(), post: ti.template(), weight: ti.template()):
+    """Neuron ``i`` spiked: add its row's weights to ``target`` now (felt in the next step's integration)."""
+    for k in range(ptr[i], ptr[i + 1]):
+        if ti.static(isinstance(weight, (int, float))):
+            target[post[k]] += weight
+        else:
+            target[post[k]] += weight[k]
 
 
 def take_np(ring: np.ndarray, channel: int, t: int, scale: float) -> np.ndarray:

@@ -154,5 +154,8 @@ class TickRuntime(Runtime):
         out, self.produced = getattr(self, "produced", b""), b""
         return out
 
+    def spikes(self) -> list[int]:
+        return [int(i) for i in np.flatnonzero(self.spiked.to_numpy())]
+
     def stats(self) -> dict[str, Any]:
         return {"spikes": int(self.spiked.to_numpy().sum())}
