@@ -100,7 +100,7 @@ class Context:
             if self.args.command == "build":
                 flags["callsign"] = self.args.callsign
             params: dict[str, Any] = {}
-            assignments = [*(self.args.assignments or []), *getattr(self.args, "late_assignments", [])]
+            assignments = [*(self.args.assignments or []), *(getattr(self.args, "late_assignments", None) or [])]
             for text in assignments:
                 from hera.family import deep_merge
 
@@ -145,6 +145,9 @@ def run(argv: Sequence[str], *, out: TextIO | None = None, err: TextIO | None = 
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help and --version print and "exit"; in the shell that must not end it
             return int(exc.code or 0)
+        # --set before and after the subcommand, in order (see global_options).
+        args.assignments = [*(args.assignments or []), *(getattr(args, "late_assignments", None) or [])]
+        args.late_assignments = []
         if args.command is None:
             parser.print_help(out)
             return 0

@@ -12,6 +12,7 @@ from hera.commands import (
     devices,
     down,
     families,
+    grow,
     info,
     inspect,
     install,
@@ -22,4 +23,4 @@ from hera.commands import (
     up,
 )
 
-COMMANDS = [build, install, up, down, signal, agents, inspect, logs, uninstall, destroy, families, layouts, devices, info]
+COMMANDS = [build, install, up, down, signal, agents, inspect, logs, grow, uninstall, destroy, families, layouts, devices, info]
