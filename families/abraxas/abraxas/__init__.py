@@ -7,8 +7,16 @@ only when an instance is built.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from abraxas.structure import AbraxasParams, Structure
 from hera.family import Built, Family, ResourceEstimate
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from hera.instance import Header
+    from hera.runtime import Runtime
 
 __all__ = ["Abraxas", "AbraxasParams"]
 __version__ = "0.1.0"
@@ -33,9 +41,9 @@ class Abraxas(Family):
             "dendrite_length": 6,
             "axon_length": 32,
         },
-        # Sized to fill one 80 GB data-centre GPU.
+        # Sized to fill one 80 GB data-centre GPU (about 70 GB: see `hera layouts`).
         "datacenter": {
-            "hidden": {"width": 1024, "height": 1024, "depth": 4},
+            "hidden": {"width": 1024, "height": 1024, "depth": 12},
             "dendrite_length": 6,
             "axon_length": 32,
         },
@@ -51,18 +59,34 @@ class Abraxas(Family):
         }
         return Built(arrays=arrays, summary=structure.summary())
 
+    def runtime(self, header: Header, arrays: dict[str, np.ndarray], arch: str) -> Runtime:
+        from abraxas.runtime import AbraxasRuntime  # imports Taichi: only agent and test processes get here
+
+        return AbraxasRuntime(AbraxasParams.model_validate(header.params), header.seed, arrays, arch)
+
     def estimate(self, params: AbraxasParams) -> ResourceEstimate:  # type: ignore[override]
         structure = Structure(params)
         neurons, synapses = structure.neurons, structure.synapses
-        # Per synapse on the device: weight, eligibility trace, presynaptic index (event-driven push).
-        # Per neuron: potential, threshold, refractory count, two traces, and the delay ring.
-        device = synapses * 12 + neurons * (20 + 4 * (params.axon_length + 1))
-        # A learned brain's weights and state as base64 in JSON.
-        state = synapses * 8 + neurons * (20 + 4 * (params.axon_length + 1))
+        slots = structure.ring_slots
+        # What the runtime exports and the file holds: float32 weights (no per-synapse trace:
+        # eligibility is read from the spike ring), and per neuron potential, threshold,
+        # refractory count (4 B each), a spike ring (1 B per slot) and a current ring (4 B per slot).
+        state = synapses * 4 + neurons * (12 + 5 * slots)
+        # On the device: the same fields, a breakpoint flag per neuron, and per-launch logs.
+        device = state + neurons + (1 << 20)
         return ResourceEstimate(
             neurons=neurons,
             synapses=synapses,
             device_bytes=device,
-            host_bytes=state + (64 << 20),
-            file_bytes=state * 4 // 3 + 4096,
+            # the decoded arrays, plus the copy an export makes while the file is written
+            host_bytes=2 * state + (64 << 20),
+            file_bytes=state * 4 // 3 + 8192,
         )
+
+    def grow(  # type: ignore[override]
+        self, header: Header, arrays: dict[str, np.ndarray], params: AbraxasParams
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        from abraxas.grow import grow
+
+        old = AbraxasParams.model_validate(header.params)
+        return grow(old, params, arrays)

@@ -1,0 +1,121 @@
+"""Growing a downed abraxas brain: bigger sheets, more depth, longer dendrites and axons.
+
+Every existing weight and state value is kept; offsets are recalculated.
+
+* A neuron keeps its sheet and its (x, y) cell; new cells are added to the
+  right and below, new hidden sheets on top of the stack (each new sheet is
+  also read by the output, so no existing projection is re-routed).
+* A synapse keeps its post cell, its offset from the centre of the post
+  cell's field, and its delay: a longer dendrite widens the field around the
+  old one, a longer axon adds taps after the old ones. Where a sheet's size
+  changes, the cell that a field offset lands on moves with the new scale
+  and wrap, as it must: the synapse's place in the field is what is kept.
+* The spike and current rings are re-slotted by iteration, so spikes still
+  in flight arrive when they would have.
+
+Shrinking anything, or changing ``delay_step`` or ``ticks_per_byte`` (which
+would change what every tap means), is refused with a :class:`HeraError`.
+Imports numpy only: grow runs in the controller, never with Taichi.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from abraxas.structure import AbraxasParams, Area, Structure
+from hera.errors import HeraError
+
+
+def refuse_shrinking(old: AbraxasParams, new: AbraxasParams) -> None:
+    """One clear error listing every change grow cannot make."""
+    problems = []
+    sizes = [
+        ("input.width", old.input.width, new.input.width),
+        ("input.height", old.input.height, new.input.height),
+        ("hidden.width", old.hidden.width, new.hidden.width),
+        ("hidden.height", old.hidden.height, new.hidden.height),
+        ("hidden.depth", old.hidden.depth, new.hidden.depth),
+        ("output.width", old.output.width, new.output.width),
+        ("output.height", old.output.height, new.output.height),
+        ("dendrite_length", old.dendrite_length, new.dendrite_length),
+        ("axon_length", old.axon_length, new.axon_length),
+    ]
+    problems += [f"{name} {was} -> {now}" for name, was, now in sizes if now < was]
+    if problems:
+        raise HeraError(
+            "abraxas cannot shrink a brain: " + ", ".join(problems),
+            hint="a grown brain keeps every weight; to make a smaller one, build a new instance and let it learn",
+        )
+    for name in ("delay_step", "ticks_per_byte"):
+        if getattr(old, name) != getattr(new, name):
+            raise HeraError(
+                f"abraxas cannot change {name} ({getattr(old, name)} -> {getattr(new, name)}) by growing",
+                hint="it sets what every delay tap means; build a new instance for another value",
+            )
+
+
+def cell_map(old: Area, new: Area) -> np.ndarray:
+    """For each neuron of ``old`` (in order), its index within ``new``: the same (x, y) cell."""
+    y, x = np.divmod(np.arange(old.size), old.width)
+    return y * new.width + x
+
+
+def neuron_map(before: Structure, after: Structure) -> tuple[np.ndarray, np.ndarray]:
+    """(old global indices, their new global indices), area by area."""
+    olds, news = [], []
+    for area in before.areas:
+        grown = after.area(area.name)
+        olds.append(np.arange(area.offset, area.offset + area.size))
+        news.append(grown.offset + cell_map(area, grown))
+    return np.concatenate(olds), np.concatenate(news)
+
+
+def grow(old: AbraxasParams, new: AbraxasParams, arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The grown arrays and summary of a brain built with ``old``, now with ``new``."""
+    refuse_shrinking(old, new)
+    before, after = Structure(old), Structure(new)
+    grown: dict[str, np.ndarray] = {}
+    previous = {p.name: p for p in before.projections}
+    for proj in after.projections:
+        weights = np.zeros(proj.shape, np.float32)
+        was = previous.get(proj.name)
+        if was is not None:
+            source = arrays[f"weights.{proj.name}"]
+            posts = cell_map(was.post, proj.post)
+            fy0 = proj.field_height // 2 - was.field_height // 2
+            fx0 = proj.field_width // 2 - was.field_width // 2
+            weights[posts, fy0 : fy0 + was.field_height, fx0 : fx0 + was.field_width, : was.taps] = source
+        grown[f"weights.{proj.name}"] = weights
+    if "state.potential" in arrays:
+        grown |= grow_state(before, after, arrays)
+    return after.summary(), grown
+
+
+def grow_state(before: Structure, after: Structure, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Neuron state moved to the new indices; rings re-slotted by the iteration each slot stands for."""
+    olds, news = neuron_map(before, after)
+    state: dict[str, np.ndarray] = {}
+    for name, (dtype, shape) in after.state_arrays().items():
+        if len(shape) == 1 and shape[0] == after.neurons:
+            moved = np.zeros(shape, dtype)
+            moved[news] = arrays[name][olds]
+            state[name] = moved
+    iteration = int(arrays["state.iteration"][0])
+    was, now = before.ring_slots, after.ring_slots
+    # The spike ring holds the past (iterations before now), the current ring the future (now onwards).
+    for name, dtype, offsets in (
+        ("state.spikes", np.uint8, range(-(was - 1), 0)),
+        ("state.current", np.int32, range(0, was)),
+    ):
+        ring = np.zeros((after.neurons, now), dtype)
+        source = arrays[name]
+        for offset in offsets:
+            ring[news, (iteration + offset) % now] = source[olds, (iteration + offset) % was]
+        state[name] = ring
+    state["state.iteration"] = arrays["state.iteration"].copy()
+    state["state.rng_key"] = arrays["state.rng_key"].copy()
+    if "io.pending" in arrays:
+        state["io.pending"] = arrays["io.pending"].copy()
+    return state

@@ -1,0 +1,199 @@
+"""An abraxas brain on a device: hera's :class:`hera.runtime.Runtime` over :mod:`abraxas.kernels`.
+
+Imported only inside :meth:`abraxas.Abraxas.runtime` (it imports Taichi).
+
+Input: fed bytes wait on the host in ``pending``; each byte-clock tick
+(``iteration % ticks_per_byte == 0``) presents the next one. Because that rule
+is deterministic, the host hands each launch the bytes its clock ticks will
+present and afterwards drops exactly those the iterations actually run
+consumed, so an early stop loses nothing and ``io.pending`` makes the queue
+part of the saved state.
+
+Output: the output sheet decides once per byte-clock tick. Every decision is
+logged with its iteration and the byte presented on the same tick (the truth
+it tried to predict); ``read`` returns the predicted bytes, and
+:meth:`AbraxasRuntime.take_decisions` the whole log, for learning curves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from abraxas.kernels import Engine
+from abraxas.structure import AbraxasParams, Structure
+from hera.errors import HeraError
+from hera.kernels import is_cpu
+from hera.runtime import Probe, Runtime, StepResult
+
+#: Decisions kept for take_decisions when nobody takes them (an agent running for days).
+DECISION_LIMIT = 1 << 20
+#: Iterations per fused launch on the CPU: bounds the per-launch logs, and is long enough that launch costs vanish.
+LAUNCH_ITERATIONS = 4096
+
+
+class AbraxasRuntime(Runtime):
+    """One brain, loaded from an instance's arrays (fresh when they hold no dynamic state)."""
+
+    def __init__(self, params: AbraxasParams, seed: int, arrays: dict[str, np.ndarray], arch: str) -> None:
+        self.params = params
+        self.structure = Structure(params)
+        self.fused = is_cpu(arch)  # fuse thousands of iterations per launch on a CPU; a GPU wants parallel phases
+        self.engine = Engine(self.structure, params, seed, launch_iterations=LAUNCH_ITERATIONS)
+        self._check(arrays)
+        self.engine.load(arrays)
+        self.iteration = int(arrays["state.iteration"][0]) if "state.iteration" in arrays else 0
+        self.pending = bytearray(arrays.get("io.pending", np.zeros(0, np.uint8)).tobytes())
+        self.output = bytearray()
+        self.decisions: list[np.ndarray] = []
+        self.last_spikes: dict[str, int] = {}
+        self._watching: tuple[str, ...] | None = None
+
+    def _check(self, arrays: dict[str, np.ndarray]) -> None:
+        """Refuse arrays that do not fit this brain's parameters, naming the first that does not."""
+        expected = {f"weights.{p.name}": ("float32", p.shape) for p in self.structure.projections}
+        if "state.potential" in arrays:
+            expected |= self.structure.state_arrays()
+        for name, (dtype, shape) in expected.items():
+            if name not in arrays:
+                raise HeraError(f"instance has no array {name!r}", hint="rebuild it, or grow it to match its params")
+            got = arrays[name]
+            if got.dtype != np.dtype(dtype) or tuple(got.shape) != tuple(shape):
+                raise HeraError(
+                    f"array {name!r} is {got.dtype}{list(got.shape)}, this brain needs {dtype}{list(shape)}"
+                )
+
+    # -- the Runtime contract --------------------------------------------------------------------
+
+    def probes(self) -> list[Probe]:
+        found = [
+            Probe(f"area:{a.name}", "area", a.size, f"any neuron of sheet {a.name} ({a.width}×{a.height}) spiked")
+            for a in self.structure.areas
+        ]
+        found.append(Probe("output", "output", 1, "the output sheet produced a byte"))
+        return found
+
+    def _watch(self, stop_on: Sequence[str]) -> None:
+        """Arm the breakpoint fields (only when the set changes: each field write costs a launch)."""
+        key = tuple(sorted(stop_on))
+        if key == self._watching:
+            return
+        engine, structure = self.engine, self.structure
+        areas = np.zeros(len(structure.areas), np.int32)
+        neurons = np.zeros(structure.neurons, np.uint8)
+        output = 0
+        names = [a.name for a in structure.areas]
+        for probe in key:
+            kind, _, arg = probe.partition(":")
+            if probe == "output":
+                output = 1
+            elif kind == "area" and arg in names:
+                areas[names.index(arg)] = 1
+            elif kind == "neuron" and arg.isdigit() and int(arg) < structure.neurons:
+                neurons[int(arg)] = 1
+            else:
+                raise HeraError(
+                    f"no probe {probe!r} in this brain",
+                    hint=f"probes: output, neuron:0..{structure.neurons - 1}, " + ", ".join(f"area:{n}" for n in names),
+                )
+        engine.watch_area.from_numpy(areas)
+        engine.watch_neuron.from_numpy(neurons)
+        engine.watch_output[None] = output
+        self._watching = key
+
+    def step(self, n: int, stop_on: Sequence[str] = ()) -> StepResult:
+        self._watch(stop_on)
+        engine, ticks = self.engine, self.params.ticks_per_byte
+        engine.area_spikes.fill(0)
+        start, stopped = self.iteration, None
+        while self.iteration - start < n:
+            count = min(n - (self.iteration - start), LAUNCH_ITERATIONS)
+            first_clock = -(-self.iteration // ticks)  # ceil: the first byte-clock tick at or after now
+            clocks = (self.iteration + count - 1) // ticks - first_clock + 1
+            schedule = np.full(engine.clock_capacity, -1, np.int32)
+            fed = min(clocks, len(self.pending))
+            schedule[:fed] = np.frombuffer(bytes(self.pending[:fed]), np.uint8)
+            engine.schedule.from_numpy(schedule)
+            engine.log_count[None] = 0
+            engine.hit[None] = 0
+            if self.fused:
+                engine.run_fused(count, self.iteration, first_clock)
+                ran = int(engine.ran[None])
+            else:
+                ran = 0
+                while ran < count:
+                    engine.run_once(self.iteration + ran, first_clock)
+                    ran += 1
+                    if stop_on and engine.hit[None]:
+                        break
+            consumed = max(0, (self.iteration + ran - 1) // ticks - first_clock + 1) if ran else 0
+            del self.pending[: min(consumed, fed)]
+            self.iteration += ran
+            self._collect()
+            if engine.hit[None]:
+                stopped = self._which(stop_on)
+                break
+        self.last_spikes = dict(zip((a.name for a in self.structure.areas), engine.area_spikes.to_numpy().tolist()))
+        return StepResult(iterations=self.iteration - start, iteration=self.iteration, stopped_on=stopped)
+
+    def _collect(self) -> None:
+        """Move this launch's decisions to the host: predicted bytes to ``output``, the rest to the log."""
+        count = int(self.engine.log_count[None])
+        if not count:
+            return
+        log = np.empty((count, 3), np.int64)
+        log[:, 0] = self.engine.log_iteration.to_numpy()[:count]
+        log[:, 1] = self.engine.log_predicted.to_numpy()[:count]
+        log[:, 2] = self.engine.log_actual.to_numpy()[:count]
+        predicted = log[:, 1]
+        self.output += predicted[predicted >= 0].astype(np.uint8).tobytes()
+        self.decisions.append(log)
+        while len(self.decisions) > 1 and sum(len(d) for d in self.decisions) > DECISION_LIMIT:
+            self.decisions.pop(0)
+
+    def _which(self, stop_on: Sequence[str]) -> str:
+        """Name the probe that stopped the run (the first listed that fired on the last iteration)."""
+        slot = (self.iteration - 1) % self.structure.ring_slots
+        fired = self.engine.spikes.to_numpy()[:, slot]
+        last = self.decisions[-1] if self.decisions else None
+        for probe in stop_on:
+            kind, _, arg = probe.partition(":")
+            if probe == "output":
+                if last is not None and last[-1, 0] == self.iteration - 1 and last[-1, 1] >= 0:
+                    return probe
+            elif kind == "area":
+                area = self.structure.area(arg)
+                if fired[area.offset : area.offset + area.size].any():
+                    return probe
+            elif kind == "neuron" and fired[int(arg)]:
+                return probe
+        return stop_on[0]
+
+    def export_state(self) -> dict[str, np.ndarray]:
+        arrays = self.engine.export()
+        arrays["state.iteration"] = np.array([self.iteration], np.int64)
+        arrays["io.pending"] = np.frombuffer(bytes(self.pending), np.uint8).copy()
+        return arrays
+
+    def feed(self, data: bytes) -> None:
+        self.pending += data
+
+    def read(self) -> bytes:
+        data, self.output = bytes(self.output), bytearray()
+        return data
+
+    def take_decisions(self) -> np.ndarray:
+        """Every byte-clock decision since the last call: rows of (iteration, predicted, actual), -1 for none.
+
+        ``actual`` is the byte presented on the same tick: what the output,
+        made from earlier bytes only (every delay is at least one iteration),
+        tried to predict.
+        """
+        log = np.concatenate(self.decisions) if self.decisions else np.zeros((0, 3), np.int64)
+        self.decisions = []
+        return log
+
+    def stats(self) -> dict[str, Any]:
+        return {"spikes": self.last_spikes, "pending_input": len(self.pending)}

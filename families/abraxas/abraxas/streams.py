@@ -1,0 +1,89 @@
+"""Byte streams to learn from, and the baselines a learner is judged against.
+
+Shared by the tests and ``scripts/learning_curve.py`` so both measure the same
+thing. Pure Python (numpy only inside functions that return arrays), so
+importing it costs nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SENTENCE = b"the quick brown fox jumps over the lazy dog. "
+
+#: Sequences whose last element depends on the first, three bytes back: the middle
+#: pairs are shared, so after "QR" the next byte is "b" or "d" by what came before.
+HIGH_ORDER_SEQUENCES = (b"aQRb", b"cQRd", b"eXYf", b"gXYh", b"iQYj", b"kXRl")
+
+#: A second source for the continual-learning switch: same kind, other symbols.
+SWITCHED_SEQUENCES = (b"mPSn", b"oPSp", b"qTUr", b"sTUt", b"uPUv", b"wTSx")
+
+
+def repeated(text: bytes, length: int) -> bytes:
+    """``text`` over and over, cut to ``length`` bytes."""
+    return (text * (length // len(text) + 1))[:length]
+
+
+def high_order(length: int, seed: int = 1, sequences: tuple[bytes, ...] = HIGH_ORDER_SEQUENCES) -> bytes:
+    """Sequences drawn at random and concatenated (Cui, Ahmad & Hawkins 2016, in bytes).
+
+    Within a sequence the next byte is fixed by the bytes before it, but only
+    an order-3 context tells the last one; where a new sequence starts nothing
+    predicts it, so the best possible accuracy is about 0.79.
+    """
+    rng = random.Random(seed)
+    out = bytearray()
+    while len(out) < length:
+        out += rng.choice(sequences)
+    return bytes(out[:length])
+
+
+def ngram_hits(stream: bytes, order: int) -> np.ndarray:
+    """Per position, whether an online order-``order`` count model predicted the byte right.
+
+    The model predicts the most frequent successor of the last ``order`` bytes
+    seen so far (ties: the byte seen first), then learns the true byte, so it
+    is judged on exactly what the agent is judged on. Order 0 is the unigram.
+    """
+    import numpy as np
+
+    counts: defaultdict[bytes, Counter[int]] = defaultdict(Counter)
+    hits = np.zeros(len(stream), bool)
+    for m, byte in enumerate(stream):
+        if m < order:
+            continue
+        context = stream[m - order : m]
+        seen = counts[context]
+        if seen:
+            hits[m] = seen.most_common(1)[0][0] == byte
+        seen[byte] += 1
+    return hits
+
+
+def bits_per_byte(hits: np.ndarray, window: int) -> np.ndarray:
+    """Rolling cross-entropy of a top-1 predictor, in bits per byte.
+
+    A predictor that names one byte is scored as the calibrated distribution it
+    implies: the rolling accuracy ``a`` on its guess and ``1 - a`` spread over
+    the other 255 values. The same conversion is used for the agent and every
+    baseline, so the curves compare like with like.
+    """
+    import numpy as np
+
+    accuracy = np.clip(rolling(hits, window), 1e-6, 1 - 1e-6)
+    return -(accuracy * np.log2(accuracy) + (1 - accuracy) * np.log2((1 - accuracy) / 255))
+
+
+def rolling(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` positions (fewer at the start)."""
+    import numpy as np
+
+    cumulative = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
+    index = np.arange(1, len(values) + 1)
+    start = np.maximum(0, index - window)
+    return (cumulative[index] - cumulative[start]) / (index - start)
