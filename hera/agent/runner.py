@@ -7,6 +7,12 @@ about ``BATCH_SECONDS`` so control requests are picked up quickly; single
 steps and breakpoints are exact because the batch is bounded by the next
 iteration breakpoint and probe breakpoints stop the runtime itself at the
 iteration they fire.
+
+A Taichi kernel holds the GIL while it runs, so not even ``status`` is
+answered during a batch: the pace therefore starts at one iteration per batch
+(the first call compiles; nothing is known of the brain's speed yet) and grows
+at most fourfold per batch towards ``BATCH_SECONDS``. A request waits at most
+one batch, or one iteration where a single iteration takes longer than that.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from hera.runtime import Runtime
 
 log = logging.getLogger("hera.agent")
 
-BATCH_SECONDS = 0.02
+BATCH_SECONDS = 0.04
 MAX_BATCH = 1 << 20
 #: Bytes of output kept for readers; older output is dropped (and counted).
 OUTPUT_LIMIT = 1 << 20
@@ -64,6 +70,7 @@ class Runner:
         autosave_interval: float,
         start_state: str = "running",
         info: dict[str, Any] | None = None,
+        signals: list[str] | None = None,
     ) -> None:
         self.runtime = runtime
         self.server = server
@@ -76,16 +83,19 @@ class Runner:
         self.steps_left = 0
         self.step_waiters: list[Call] = []
         self.stopped_on: str | None = None
-        self.seconds_per_iteration = 1e-4
+        #: Iterations in the next batch: starts at one, see the module's docstring.
+        self.pace = 1
         self.batches = 0
         self.rate = 0.0
+        #: Whether the brain changed since the last save (autosave skips an unchanged one).
+        self.dirty = True
         self.output: deque[bytes] = deque()
         self.output_bytes = 0
         self.output_dropped = 0
         self.last_save = time.monotonic()
         self.probe_names = {p.name for p in runtime.probes()}
         #: Signal names noted by handlers, acted on by the loop (handlers must not touch queues or locks).
-        self.signals: list[str] = []
+        self.signals: list[str] = [] if signals is None else signals
         self.publish()
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -113,11 +123,12 @@ class Runner:
             if name == "SIGQUIT":
                 raise Exit(save=True, reason="SIGQUIT")
             if name == "SIGINT":
-                self.state, self.steps_left = "standby", 0
+                self.stop("standby")
             elif name == "SIGTSTP":
-                self.state, self.steps_left = "paused", 0
+                self.stop("paused")
             elif name == "SIGCONT":
-                self.state, self.stopped_on = "running", None
+                self.stop("running")
+                self.stopped_on = None
                 self.server.holder = None
             elif name == "SIGHUP":
                 self.server.holder = None
@@ -138,8 +149,20 @@ class Runner:
             return 0.1
         return max(0.01, min(0.1, self.last_save + self.autosave_interval - time.monotonic()))
 
+    def stop(self, state: str) -> None:
+        """Go to ``state``, cancelling steps still to run; whoever asked for them is told where it stopped."""
+        self.state, self.steps_left = state, 0
+        self.answer_steps()
+
+    def answer_steps(self) -> None:
+        if self.steps_left == 0 and self.step_waiters:
+            status = self.status()
+            for waiter in self.step_waiters:
+                waiter.ok(status)
+            self.step_waiters.clear()
+
     def batch(self) -> None:
-        n = max(1, min(MAX_BATCH, int(BATCH_SECONDS / max(self.seconds_per_iteration, 1e-9))))
+        n = self.pace
         if self.steps_left > 0:
             n = min(n, self.steps_left)
         before = self.runtime.iteration
@@ -151,11 +174,11 @@ class Runner:
         result = self.runtime.step(n, probes)
         elapsed = time.perf_counter() - started
         if result.iterations:
-            measured = elapsed / result.iterations
-            if self.batches == 0:
-                measured = max(measured / 100, 1e-7)  # the first call compiles kernels; don't let it fix the pace
-            # Follow speed-ups quickly (at most 4x longer batches at a time) and slow-downs at once.
-            self.seconds_per_iteration = max(measured, self.seconds_per_iteration / 4)
+            self.dirty = True
+            if self.batches > 0:  # the first call compiles kernels: its time says nothing of the pace
+                fitting = int(BATCH_SECONDS * result.iterations / max(elapsed, 1e-9))
+                # Follow slow-downs at once, speed-ups at most fourfold per batch.
+                self.pace = max(1, min(MAX_BATCH, 4 * self.pace, fitting))
             self.rate = result.iterations / max(elapsed, 1e-9)
             self.batches += 1
         self.collect_output()
@@ -169,10 +192,7 @@ class Runner:
             self.state = "paused"
             self.steps_left = 0
             log.info("breakpoint %s at iteration %d", hit, self.runtime.iteration)
-        if self.steps_left == 0 and self.step_waiters:
-            for waiter in self.step_waiters:
-                waiter.ok(self.status())
-            self.step_waiters.clear()
+        self.answer_steps()
         self.publish()
 
     def _next_iteration_stop(self, now: int) -> int | None:
@@ -197,23 +217,32 @@ class Runner:
 
     def maybe_autosave(self) -> None:
         if self.autosave_interval > 0 and time.monotonic() - self.last_save >= self.autosave_interval:
-            self.save("autosave")
+            if not self.dirty:  # a paused brain is not written again and again
+                self.last_save = time.monotonic()
+                return
+            try:
+                self.save("autosave")
+            except OSError as exc:  # a full disk must not kill the agent: the previous save stays good
+                log.error("autosave failed, the cache keeps the previous save: %s", exc)
+                self.last_save = time.monotonic()
 
     def save(self, why: str) -> str:
         started = time.perf_counter()
         path = self.save_state()
         self.last_save = time.monotonic()
+        self.dirty = False
         log.info("%s: saved iteration %d in %.2f s", why, self.runtime.iteration, time.perf_counter() - started)
         return path
 
     # -- requests ---------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        moving = self.state == "running" or self.steps_left > 0
         return {
             **self.info,
             "state": self.state,
             "iteration": self.runtime.iteration,
-            "rate": round(self.rate, 1),
+            "rate": round(self.rate, 1) if moving else 0.0,
             "stopped_on": self.stopped_on,
             "breakpoints": [bp.describe() for bp in self.breakpoints],
             "output_bytes": self.output_bytes,
@@ -236,25 +265,30 @@ class Runner:
             raise
         except (ValueError, TypeError, KeyError) as exc:
             call.fail(f"{op}: {exc}")
+        except Exception as exc:  # a request must never take the agent down with it
+            log.exception("%s failed", op)
+            call.fail(f"{op} failed: {type(exc).__name__}: {exc}")
         self.publish()
 
     def op_run(self, call: Call, args: dict[str, Any]) -> None:
-        self.state, self.stopped_on, self.steps_left = "running", None, 0
+        self.stop("running")
+        self.stopped_on = None
         call.ok(self.status())
 
     def op_pause(self, call: Call, args: dict[str, Any]) -> None:
-        self.state, self.steps_left = "paused", 0
+        self.stop("paused")
         call.ok(self.status())
 
     def op_standby(self, call: Call, args: dict[str, Any]) -> None:
-        self.state, self.steps_left = "standby", 0
+        self.stop("standby")
         call.ok(self.status())
 
     def op_step(self, call: Call, args: dict[str, Any]) -> None:
         n = int(args.get("n", 1))
         if n < 1:
             raise ValueError("n must be at least 1")
-        self.state, self.stopped_on = "paused", None
+        self.stop("paused")  # a step asked while others run replaces them
+        self.stopped_on = None
         self.steps_left = n
         self.step_waiters.append(call)
 
@@ -308,6 +342,7 @@ class Runner:
         if len(data) > LINE_LIMIT:
             raise ValueError(f"line longer than {LINE_LIMIT} bytes")
         self.runtime.feed(data)
+        self.dirty = True
         call.ok({"fed": len(data)})
 
     def op_read(self, call: Call, args: dict[str, Any]) -> None:
@@ -323,7 +358,8 @@ class Runner:
         n = int(args.get("n", 200))
         if not 1 <= n <= 20000:
             raise ValueError("record takes 1 to 20000 iterations")
-        self.state = "paused"
+        self.stop("paused")
+        self.dirty = True
         start = self.runtime.iteration
         rows: list[list[int]] = []
         for _ in range(n):
@@ -347,7 +383,7 @@ class Runner:
 
     def op_attach(self, call: Call, args: dict[str, Any]) -> None:
         if args.get("pause"):
-            self.state = "paused"
+            self.stop("paused")
         call.ok(self.status())
 
     def op_detach(self, call: Call, args: dict[str, Any]) -> None:
@@ -357,13 +393,13 @@ class Runner:
         """A signal carried through the control plane (SIGSTOP cannot be caught)."""
         name = args.get("name")
         if name == "SIGSTOP":
-            self.state, self.steps_left = "paused", 0
+            self.stop("paused")
             call.ok(self.status())
             return
         raise ValueError(f"signal {name!r} is sent as a real signal, not through the control plane")
 
     def op_down(self, call: Call, args: dict[str, Any]) -> None:
-        self.state = "paused"
+        self.stop("paused")
         path = self.save("down")
         call.ok({"path": path, "iteration": self.runtime.iteration})
         raise Exit(save=False, reason="down")

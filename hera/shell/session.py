@@ -31,6 +31,17 @@ def unthreadable(function: Any) -> Any:
 ALIASES_OWN = ("attach", "detach", "status", "plot")
 
 
+def _flat(stats: dict[str, Any], prefix: str = "") -> list[str]:
+    """``{"spikes": {"input": 3}}`` → ``["spikes.input 3"]``: numbers only, for one line."""
+    parts: list[str] = []
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            parts += _flat(value, f"{prefix}{key}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            parts.append(f"{prefix}{key} {value}")
+    return parts
+
+
 class Session:
     """One shell's hera state: which agent is attached."""
 
@@ -143,7 +154,7 @@ class Session:
         except HeraError:
             return f"{self.handle.callsign}: gone"
         stats = status.get("stats") or {}
-        spikes = "  ".join(f"{k} {v}" for k, v in stats.items() if isinstance(v, (int, float)))
+        spikes = "  ".join(_flat(stats))
         return (
             f"{self.handle.callsign} {status['state']}  iteration {status['iteration']}  "
             f"{status.get('rate', 0):,.0f} it/s  {spikes}".rstrip()

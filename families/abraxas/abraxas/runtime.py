@@ -147,8 +147,10 @@ class AbraxasRuntime(Runtime):
         log[:, 0] = self.engine.log_iteration.to_numpy()[:count]
         log[:, 1] = self.engine.log_predicted.to_numpy()[:count]
         log[:, 2] = self.engine.log_actual.to_numpy()[:count]
-        predicted = log[:, 1]
-        self.output += predicted[predicted >= 0].astype(np.uint8).tobytes()
+        # Answer only while fed: one predicted byte per byte presented. An idle
+        # agent's noise-driven guesses are kept in the decision log, not output.
+        answered = (log[:, 1] >= 0) & (log[:, 2] >= 0)
+        self.output += log[answered, 1].astype(np.uint8).tobytes()
         self.decisions.append(log)
         while len(self.decisions) > 1 and sum(len(d) for d in self.decisions) > DECISION_LIMIT:
             self.decisions.pop(0)
@@ -194,6 +196,13 @@ class AbraxasRuntime(Runtime):
         log = np.concatenate(self.decisions) if self.decisions else np.zeros((0, 3), np.int64)
         self.decisions = []
         return log
+
+    def spikes(self) -> list[int]:
+        """Neurons that spiked in the last iteration (for the shell's raster)."""
+        if self.iteration == 0:
+            return []
+        slot = (self.iteration - 1) % self.structure.ring_slots
+        return np.flatnonzero(self.engine.spikes.to_numpy()[:, slot]).tolist()
 
     def stats(self) -> dict[str, Any]:
         return {"spikes": self.last_spikes, "pending_input": len(self.pending)}
