@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 from typing import Any
 
@@ -20,6 +21,7 @@ proceeds, as the spec's command line implies."""
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("destroy", help=HELP, description=HELP + ".", epilog=EXAMPLE)
+    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="instance file of the agent (instead of an identifier)")
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
@@ -28,7 +30,7 @@ def run(ctx: Any) -> int:
     from hera.commands import target
     from hera.errors import HeraError
 
-    store, agent = target.select(ctx, verb="destroy")
+    store, agent = target.select(ctx, _file(ctx), verb="destroy")
     target.report_stale(ctx, agent, store.refuse_if_up(agent, "destroy"))
     if not ctx.args.yes and sys.stdin.isatty():
         ctx.err.write(
@@ -42,3 +44,8 @@ def run(ctx: Any) -> int:
     store.destroy(agent)
     ctx.out.write(f"destroyed {agent.callsign} {agent.uuid}\n")
     return 0
+
+
+def _file(ctx: Any) -> Path | None:
+    file = ctx.args.file
+    return None if file is None else file if file.is_absolute() else ctx.workdir / file

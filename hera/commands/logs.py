@@ -31,19 +31,36 @@ def run(ctx: Any) -> int:
     path = log_path(target.locations(ctx).state_dir / "logs", agent.uuid)
     if not path.exists():
         raise NotFound(f"agent {agent.callsign} has no log yet ({path})", hint="it is written once the agent goes up")
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    handle = open(path, encoding="utf-8", errors="replace")
+    try:
         for line in deque(handle, maxlen=max(0, ctx.args.lines)):
             ctx.out.write(line)
         ctx.out.flush()
         if not ctx.args.follow:
             return 0
-        try:
-            while True:
-                line = handle.readline()
-                if line:
-                    ctx.out.write(line)
-                    ctx.out.flush()
-                else:
-                    time.sleep(0.2)
-        except KeyboardInterrupt:
-            return 0
+        while True:
+            line = handle.readline()
+            if line:
+                ctx.out.write(line)
+                ctx.out.flush()
+                continue
+            if _rotated(path, handle):
+                # The agent's log rotated (5 MiB, 3 kept): what is left of the old file, then the new one.
+                handle.close()
+                handle = open(path, encoding="utf-8", errors="replace")
+                continue
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        handle.close()
+
+
+def _rotated(path: Any, handle: Any) -> bool:
+    """Whether ``path`` now names another file than the one ``handle`` reads."""
+    import os
+
+    try:
+        return os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False  # between the rename and the new file: look again shortly

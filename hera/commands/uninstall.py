@@ -19,6 +19,7 @@ overwritten. 'hera install' puts it back."""
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("uninstall", help=HELP, description=HELP + ".", epilog=EXAMPLE)
+    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="instance file of the agent (instead of an identifier)")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="where to put it (default: ./<uuid>.json)")
     return parser
 
@@ -26,10 +27,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(ctx: Any) -> int:
     from hera.commands import target
 
-    store, agent = target.select(ctx, verb="uninstall")
+    store, agent = target.select(ctx, _file(ctx), verb="uninstall")
     target.report_stale(ctx, agent, store.refuse_if_up(agent, "uninstall"))
     output = ctx.args.output if ctx.args.output is not None else Path(f"{agent.uuid}.json")
     output = output if output.is_absolute() else ctx.workdir / output
     store.uninstall(agent, output)
     ctx.out.write(f"uninstalled {agent.callsign} {agent.uuid} -> {output}\n")
     return 0
+
+
+def _file(ctx: Any) -> Path | None:
+    file = ctx.args.file
+    return None if file is None else file if file.is_absolute() else ctx.workdir / file

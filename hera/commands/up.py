@@ -92,13 +92,15 @@ def run(ctx: Any) -> int:
         workdir=ctx.workdir,
         device=device.id,
         daemon=args.daemon,
-        start_state="paused" if args.paused or (args.interactive and not args.after) else "running",
+        # --after: paused until its breakpoint is set, or a fast agent would be past it already
+        start_state="paused" if args.paused or args.interactive else "running",
         autosave_interval=settings.autosave_interval,
     )
     process, status = launcher.start(launch)
     if args.interactive and args.after:
         with target.connect(store, agent) as client:
             client.request("breakpoint_add", kind="iteration", value=status["iteration"] + args.after)
+            client.request("run")
     if ctx.shell is not None and not args.daemon:
         # In the hera shell the shell is the controller: attach and give the prompt back.
         handle = ctx.shell.attach(store, agent, pause=args.paused)
@@ -111,8 +113,9 @@ def run(ctx: Any) -> int:
         )
         return 0
     if not args.silent:
+        fallback = " (no usable CUDA GPU: the CPU)" if settings.device == "auto" and device.kind == "cpu" else ""
         ctx.out.write(
-            f"up {header.callsign} {agent.uuid} (pid {process.pid}) on {device.id}, "
+            f"up {header.callsign} {agent.uuid} (pid {process.pid}) on {device.id}{fallback}, "
             f"{status['state']} from iteration {status['iteration']}\n"
             "Ctrl-C: standby   Ctrl-Z: pause   'hera down' in another terminal: stop and save\n"
         )
@@ -134,7 +137,11 @@ def _select_or_install(ctx: Any) -> tuple[Any, Any]:
     try:
         return target.select(ctx, file, verb="up")
     except NotFound:
-        pass
+        if ctx.args.simulate:  # a plan touches nothing: not the device, not the cache
+            from hera.instance import read_header
+            from hera.store import Agent
+
+            return target.user_store(ctx), Agent(file, "file", read_header(file))
     store = target.user_store(ctx)
     taken = {agent.callsign for _, agent in target.installed(ctx)}
     agent = store.install(file, owner=target.owner(), taken=taken)
