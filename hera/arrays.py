@@ -9,17 +9,27 @@ array carries a CRC-32 of its raw bytes so a flipped bit is caught on load.
 
 Arrays that are one value repeated (a brain's initial zero weights) are
 stored as that value alone and cost nothing however large they are.
+
+Where the time goes (measured on a 2-core VM, see ``docs/benchmarks.md``):
+CRC-32 and base64 run on a small thread pool in cache-sized chunks; every
+chunk's bytes are allocated and freed on the thread that made them, because
+memory handed between threads kept glibc trimming and refaulting its heap
+(page faults are slow on these machines); writers ``pwrite`` their chunk at
+its known offset instead of queueing it for one writing thread; readers decode
+straight from the file's memory map, with no copy of the text.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import mmap
 import os
 import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, BinaryIO, Literal, TypeVar
@@ -39,9 +49,15 @@ DTYPES = frozenset(
 )
 MAX_NDIM = 8
 #: Raw bytes per chunk: a multiple of 3 so base64 chunks join without padding,
-#: small enough to stay in cache between decoding and checksumming.
+#: and of every itemsize so converted pieces are whole elements. Chunks of a
+#: few MiB stay in cache between base64 and CRC yet keep the per-chunk Python
+#: overhead (tens of microseconds) well under 5 % of the work.
 CHUNK = 3 * 1024 * 1024
+#: Base64 characters per chunk.
+TEXT_CHUNK = CHUNK // 3 * 4
 Encoding = Literal["base64", "fill"]
+_PAGE = mmap.PAGESIZE
+_MODE: dict[str, Any] = {}  # XXX experiment toggles, remove
 
 
 class ArrayError(ValueError):
@@ -56,34 +72,86 @@ def dtype_code(dtype: np.dtype[Any]) -> str:
     return code
 
 
+def _bits(array: np.ndarray) -> np.ndarray:
+    """The same memory as unsigned integers, so comparisons see bit patterns (NaN payloads, -0.0)."""
+    order = array.dtype.byteorder if array.dtype.byteorder in "<>" else "="
+    return array.view(np.dtype(f"u{array.itemsize}").newbyteorder(order))
+
+
+def _pieces(array: np.ndarray, dtype: np.dtype[Any]) -> Iterator[np.ndarray]:
+    """The elements of ``array`` in C order as 1-d contiguous ``dtype`` pieces of bounded size.
+
+    A piece may be a transient buffer that the next step overwrites: use it
+    before asking for the next. Never copies the whole array, however it is
+    strided, so writing a transposed brain needs no second brain's memory.
+    """
+    if array.flags.c_contiguous and array.dtype == dtype:
+        yield array.reshape(-1)
+        return
+    if array.size == 0:
+        return
+    # 'contig' makes every inner loop contiguous, buffering only where needed;
+    # 'equiv' casting allows exactly a byte-order swap, which is bit-exact.
+    for piece in np.nditer(
+        array,
+        flags=["external_loop", "buffered", "zerosize_ok"],
+        op_flags=[["readonly", "contig"]],
+        op_dtypes=[dtype],
+        order="C",
+        casting="equiv",
+        buffersize=max(1, CHUNK // array.itemsize),
+    ):
+        yield piece
+
+
 def is_constant(array: np.ndarray) -> bool:
-    """True when every element has the same bit pattern (so NaNs and -0.0 count)."""
+    """True when every element has the same bit pattern (so NaNs and -0.0 count).
+
+    A few samples settle almost every array that is not constant without a
+    pass over it; the full check then runs piece by piece and stops at the
+    first difference, with no array-sized temporary.
+    """
     if array.size == 0:
         return False
-    flat = array.reshape(-1)
-    raw = flat.view(np.dtype(f"u{flat.itemsize}")) if flat.dtype.kind in "fb" else flat
-    if raw.dtype.kind == "b":
-        raw = raw.view(np.uint8)
-    return bool((raw == raw[0]).all())
+    bits = _bits(array)
+    first = bits[np.unravel_index(0, bits.shape)]
+    for sample in {array.size - 1, array.size // 2, min(1, array.size - 1)}:
+        if bits[np.unravel_index(sample, bits.shape)] != first:
+            return False
+    step = max(1, (1 << 20) // array.itemsize)  # 1 MiB at a time: a small comparison temporary
+    for piece in _pieces(bits, bits.dtype):
+        for start in range(0, piece.size, step):
+            if not (piece[start : start + step] == first).all():
+                return False
+    return True
 
 
-def _chunks(array: np.ndarray) -> Iterator[memoryview]:
-    """Little-endian raw bytes of ``array`` in CHUNK-sized pieces, without a full copy.
+def _chunks(array: np.ndarray, little: np.dtype[Any]) -> Iterator[memoryview]:
+    """Little-endian raw bytes of ``array`` in CHUNK-sized pieces (the last one shorter).
 
-    CHUNK is divisible by every itemsize, so converted pieces (for arrays that
-    are not contiguous or not little-endian) are whole chunks too.
+    Contiguous little-endian arrays are sliced, never copied; anything else is
+    converted piece by piece into fresh chunk buffers (each chunk goes to
+    another thread, so it must own its memory).
     """
-    little = array.dtype.newbyteorder("<") if array.itemsize > 1 else array.dtype
     if array.flags.c_contiguous and array.dtype == little:
         raw = memoryview(array.reshape(-1).view(np.uint8))
         for start in range(0, len(raw), CHUNK):
             yield raw[start : start + CHUNK]
         return
-    flat = array.reshape(-1)  # copies only when it must; a view otherwise
-    per = CHUNK // array.itemsize
-    for start in range(0, flat.size, per):
-        piece = np.ascontiguousarray(flat[start : start + per], dtype=little)
-        yield memoryview(piece.view(np.uint8))
+    stage = bytearray(CHUNK)
+    filled = 0
+    for piece in _pieces(array, little):
+        data = memoryview(piece.view(np.uint8))
+        while len(data):
+            take = min(len(data), CHUNK - filled)
+            stage[filled : filled + take] = data[:take]
+            filled += take
+            data = data[take:]
+            if filled == CHUNK:
+                yield memoryview(stage)
+                stage, filled = bytearray(CHUNK), 0
+    if filled:
+        yield memoryview(stage)[:filled]
 
 
 @cache
@@ -93,43 +161,116 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(workers, thread_name_prefix="hera-codec")
 
 
-def _ordered(fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-    """``map`` on the codec threads, in order, with a bounded number in flight."""
+def _ordered(fn: Callable[[T], R], items: Iterable[T], bounded: bool = True) -> Iterator[R]:
+    """``map`` on the codec threads, results in order.
+
+    ``bounded`` keeps only a few tasks queued, for items that hold memory of
+    their own (converted chunks). Without it every task is queued at once, so
+    the workers never wait for this thread to hand them the next one: on a
+    busy machine each such wake-up can cost a whole scheduler time slice.
+
+    On the way out, error or not, it waits for every task already running:
+    they write into the caller's array or file, which must outlive them (a
+    late ``pwrite`` to a closed and reused descriptor would hit another file).
+    """
     pool = _pool()
-    limit = 2 * pool._max_workers
+    limit = 2 * pool._max_workers if bounded else None
     pending: deque[Future[R]] = deque()
     try:
         for item in items:
             pending.append(pool.submit(fn, item))
-            if len(pending) >= limit:
+            if limit is not None and len(pending) >= limit:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
     finally:
         for future in pending:
             future.cancel()
+        wait(pending)
+
+
+def _write_all(out: BinaryIO, data: bytes | memoryview) -> None:
+    """``out.write`` that survives short writes (an unbuffered file may write less)."""
+    view = memoryview(data)
+    while len(view):
+        written = out.write(view)
+        if written is None:  # a non-blocking stream; instance files are never one
+            raise OSError("short write to a non-blocking stream")
+        view = view[written:]
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while len(view):
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _positional_fd(out: BinaryIO) -> int | None:
+    """The descriptor of ``out`` if chunks can be written at known offsets, else None."""
+    try:
+        if not out.seekable():
+            return None
+        fd = out.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    if os.get_blocking(fd) is False or getattr(out, "mode", "").startswith("a"):
+        return None  # pwrite on O_APPEND appends on Linux; never on an instance file anyway
+    return fd
 
 
 def _encode(chunk: memoryview) -> tuple[int, int, bytes]:
     return zlib.crc32(chunk), len(chunk), pybase64.b64encode(chunk)
 
 
+def _encode_base64(out: BinaryIO, array: np.ndarray, little: np.dtype[Any]) -> int:
+    """Write the base64 of ``array`` to ``out``; return the CRC-32 of its raw bytes."""
+    crc = 0
+    fd = _positional_fd(out) if not _MODE.get("seq") else None
+    if fd is None:
+        for piece_crc, length, text in _ordered(_encode, _chunks(array, little)):
+            crc = crclib.combine(crc, piece_crc, length)
+            _write_all(out, text)
+        return crc
+    out.flush()
+    base = out.tell()
+
+    def encode_at(item: tuple[int, memoryview]) -> tuple[int, int]:
+        # Each chunk's text has a known place, so the thread that made it writes
+        # it and frees it at once: no queue to one writer, no memory crossing
+        # threads (which made glibc trim and refault its heaps).
+        index, chunk = item
+        text = pybase64.b64encode(chunk)
+        _pwrite_all(fd, text, base + index * TEXT_CHUNK)
+        if _MODE.get("fadvise"):
+            os.posix_fadvise(fd, base + index * TEXT_CHUNK, len(text), os.POSIX_FADV_DONTNEED)
+        return zlib.crc32(chunk), len(chunk)
+
+    total = 0
+    views = array.flags.c_contiguous and array.dtype == little  # chunks are views, not copies
+    for piece_crc, length in _ordered(encode_at, enumerate(_chunks(array, little)), bounded=not views):
+        crc = crclib.combine(crc, piece_crc, length)
+        total += length
+    out.seek(base + 4 * ((total + 2) // 3))
+    return crc
+
+
 def write_array(out: BinaryIO, array: np.ndarray) -> None:
     """Write one array entry (a JSON object) to ``out``, streaming its data."""
     code = dtype_code(array.dtype)
+    little = np.dtype(code)
     meta = {"dtype": code, "shape": list(array.shape)}
     if is_constant(array):
-        element = np.ascontiguousarray(array.reshape(-1)[:1], dtype=np.dtype(code))
+        first = array.reshape(1) if array.ndim == 0 else array[(slice(0, 1),) * array.ndim].reshape(1)
+        # Through unsigned integers: a byte-order change that cannot touch a NaN's payload.
+        element = _bits(first).astype(f"<u{array.itemsize}")
         meta |= {"encoding": "fill", "data": pybase64.b64encode(element.tobytes()).decode()}
-        out.write(json.dumps(meta).encode())
+        _write_all(out, json.dumps(meta).encode())
         return
     head = json.dumps(meta | {"encoding": "base64"})[:-1]
-    out.write(head.encode() + b', "data": "')
-    crc = 0
-    for piece_crc, length, text in _ordered(_encode, _chunks(array)):
-        crc = crclib.combine(crc, piece_crc, length)
-        out.write(text)
-    out.write(b'", "crc32": ' + str(crc).encode() + b"}")
+    _write_all(out, head.encode() + b', "data": "')
+    crc = _encode_base64(out, array, little)
+    _write_all(out, b'", "crc32": ' + str(crc).encode() + b"}")
 
 
 def data_length_hint(entry: dict[str, Any], key: str) -> int | None:
@@ -185,13 +326,13 @@ class ArrayEntry:
         if not isinstance(data, (str, Span)):
             raise ArrayError(f"arrays.{name}.data: expected a base64 string")
         crc = raw.get("crc32")
-        if encoding == "base64" and not (isinstance(crc, int) and 0 <= crc < 2**32):
+        if encoding == "base64" and not (isinstance(crc, int) and not isinstance(crc, bool) and 0 <= crc < 2**32):
             raise ArrayError(f"arrays.{name}.crc32: expected the CRC-32 of the data")
         entry = cls(name, np.dtype(code), tuple(shape), encoding, data, crc)
         expected = entry.nbytes if encoding == "base64" else entry.dtype.itemsize
-        if _b64_len(data) != 4 * ((expected + 2) // 3):
+        if len(data) != 4 * ((expected + 2) // 3):
             raise ArrayError(
-                f"arrays.{name}.data: holds {_b64_len(data)} base64 characters but dtype and shape need "
+                f"arrays.{name}.data: holds {len(data)} base64 characters but dtype and shape need "
                 f"{4 * ((expected + 2) // 3)} (truncated or edited file)"
             )
         return entry
@@ -199,43 +340,77 @@ class ArrayEntry:
     def decode(self, fd: int, buf: Any) -> np.ndarray:
         """Decode into a fresh array, checking base64 and CRC as it goes.
 
-        Long data is read with ``pread`` from ``fd`` in chunks and decoded on
-        the codec threads straight into the array; ``buf`` serves short data.
+        Long data is decoded chunk by chunk on the codec threads straight from
+        ``buf`` (the file's memory map) into the array; where ``buf`` is not a
+        map, the text is read with ``pread`` from ``fd`` instead.
         """
         if self.encoding == "fill":
-            raw = _b64decode(self.name, self._text(buf))
-            if len(raw) != self.dtype.itemsize:
-                raise ArrayError(f"arrays.{self.name}.data: a fill holds exactly one {self.dtype} value")
-            element = np.frombuffer(raw, dtype=self.dtype)
-            return np.full(self.shape, element[0], dtype=self.dtype)
+            return self._fill(self._text(buf))
         array = np.empty(self.shape, dtype=self.dtype)
         out = memoryview(array.reshape(-1).view(np.uint8))
         if isinstance(self.data, str):
-            raw = _b64decode(self.name, self.data)
-            if len(raw) != len(out):
-                raise ArrayError(f"arrays.{self.name}.data: length does not match dtype and shape")
+            text = self.data.encode("ascii", "replace")  # '?' is not base64: a clean error below
+            raw = self._decode_text(text, len(out), last=True)
             if raw:
                 out[:] = raw
             crc = zlib.crc32(raw)
         else:
-            span = self.data
-            step = CHUNK // 3 * 4
-
-            def piece(start: int) -> tuple[int, int]:
-                text = _pread(fd, start, min(start + step, span.end))
-                raw = _b64decode(self.name, text)
-                offset = (start - span.start) // 4 * 3
-                if offset + len(raw) > len(out) or (start + step >= span.end) != (offset + len(raw) == len(out)):
-                    raise ArrayError(f"arrays.{self.name}.data: length does not match dtype and shape")
-                out[offset : offset + len(raw)] = raw
-                return zlib.crc32(raw), len(raw)
-
-            crc = 0
-            for piece_crc, length in _ordered(piece, range(span.start, span.end, step)):
-                crc = crclib.combine(crc, piece_crc, length)
+            crc = self._decode_span(self.data, fd, buf, out)
         if crc != self.crc32:
             raise ArrayError(f"arrays.{self.name}: checksum mismatch (the file was damaged or edited)")
         return array
+
+    def _decode_span(self, span: Span, fd: int, buf: Any, out: memoryview) -> int:
+        mapped = buf if isinstance(buf, mmap.mmap) else None
+        total = len(out)
+
+        def piece(start: int) -> tuple[int, int]:
+            end = min(start + TEXT_CHUNK, span.end)
+            offset = (start - span.start) // 4 * 3
+            last = end == span.end
+            expected = total - offset if last else CHUNK
+            if mapped is None or _MODE.get("read") == "pread":
+                raw = self._decode_text(_pread(fd, start, end), expected, last)
+            else:
+                with memoryview(mapped)[start:end] as text:
+                    raw = self._decode_text(text, expected, last)
+                # Done with these pages: drop them from this process's resident
+                # set (they stay in the page cache) so a read peaks at the
+                # arrays' size, not arrays plus file. Safe beside other threads:
+                # a shared file mapping just faults a dropped page back in.
+                aligned = start - start % _PAGE
+                mapped.madvise(mmap.MADV_DONTNEED, aligned, end - aligned)
+            out[offset : offset + len(raw)] = raw
+            return zlib.crc32(raw), len(raw)
+
+        crc = 0
+        for piece_crc, length in _ordered(piece, range(span.start, span.end, TEXT_CHUNK), bounded=False):
+            crc = crclib.combine(crc, piece_crc, length)
+        return crc
+
+    def _decode_text(self, text: Any, expected: int, last: bool) -> bytes:
+        """Decode one chunk; it must hold exactly ``expected`` bytes, canonically encoded."""
+        raw = _b64decode(self.name, text)
+        if len(raw) != expected:
+            raise ArrayError(f"arrays.{self.name}.data: length does not match dtype and shape")
+        tail = len(raw) % 3
+        # With padding, the last data character carries unused bits that
+        # decoding ignores (so the CRC would not see them): require them zero,
+        # so that every changed character is an error.
+        if last and tail and pybase64.b64encode(raw[len(raw) - tail :]) != bytes(text[len(text) - 4 :]):
+            raise ArrayError(f"arrays.{self.name}.data: not valid base64 (the file was damaged or edited)")
+        return raw
+
+    def _fill(self, text: Any) -> np.ndarray:
+        if isinstance(text, str):
+            text = text.encode("ascii", "replace")
+        raw = self._decode_text(text, self.dtype.itemsize, last=True)
+        bits = np.dtype(f"<u{self.dtype.itemsize}")
+        value = np.frombuffer(raw, dtype=bits)[0]
+        # Filled as unsigned integers so a NaN payload survives bit for bit; a
+        # zero fill maps untouched zero pages and costs no memory until written.
+        array = np.zeros(self.shape, bits) if value == 0 else np.full(self.shape, value, bits)
+        return array.view(self.dtype)
 
     def _text(self, buf: Any) -> Any:
         return self.data if isinstance(self.data, str) else bytes(buf[self.data.start : self.data.end])
@@ -249,7 +424,7 @@ def _pread(fd: int, start: int, end: int) -> memoryview:
     size = end - start
     buffer = getattr(_local, "buffer", None)
     if buffer is None or len(buffer) < size:
-        buffer = _local.buffer = bytearray(max(size, CHUNK // 3 * 4))
+        buffer = _local.buffer = bytearray(max(size, TEXT_CHUNK))
     view = memoryview(buffer)[:size]
     done = 0
     while done < size:  # short reads happen on some filesystems
@@ -258,10 +433,6 @@ def _pread(fd: int, start: int, end: int) -> memoryview:
             raise ArrayError("file ended inside array data (truncated)")
         done += got
     return view
-
-
-def _b64_len(data: Span | str) -> int:
-    return len(data)
 
 
 def _b64decode(name: str, data: Any) -> bytes:

@@ -11,11 +11,16 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 TMP_PREFIX = ".hera-tmp-"
+
+
+def previous_path(path: Path) -> Path:
+    """Where the previous good version of ``path`` is kept (see ``keep_previous``)."""
+    return path.with_name(path.name + ".prev")
 
 
 def fsync_dir(directory: Path) -> None:
@@ -29,13 +34,23 @@ def fsync_dir(directory: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_write(
-    path: Path, mode: int = 0o644, *, overwrite: bool = True
+    path: Path,
+    mode: int = 0o644,
+    *,
+    overwrite: bool = True,
+    keep_previous: bool = False,
+    verify: Callable[[Path], None] | None = None,
 ) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` only if the block succeeds.
 
     With ``overwrite=False`` the final step is a hard link instead of a rename,
     so an existing ``path`` (even one created by a racing process meanwhile)
     is never replaced: :class:`FileExistsError` is raised instead.
+
+    ``verify`` is called with the complete, fsynced temporary file before it
+    replaces anything; if it raises, nothing is replaced. ``keep_previous``
+    first makes the file being replaced ``<path>.prev`` (by a hard link and a
+    rename, so at every instant both names hold a complete file).
     """
     path = Path(path)
     directory = path.parent
@@ -47,6 +62,13 @@ def atomic_write(
             yield raw  # type: ignore[misc]
             raw.flush()
             os.fsync(raw.fileno())
+        if verify is not None:
+            verify(tmp)
+        if keep_previous and path.exists():
+            previous = previous_path(path)
+            staging = directory / f"{TMP_PREFIX}{previous.name}.{secrets.token_hex(4)}"
+            os.link(path, staging)
+            os.replace(staging, previous)
         if overwrite:
             os.replace(tmp, path)
         else:

@@ -37,7 +37,7 @@ class AgentClient:
             self.uuid = str(info["uuid"])
         except (ValueError, KeyError, TypeError):
             raise HeraError("the agent's socket did not answer as a hera agent") from None
-        self.verifier = protocol.Verifier(key, self.nonce, protocol.MAX_REPLY * 2) if key is not None else None
+        self.verifier = protocol.Verifier(key, self.nonce, protocol.MAX_REPLY * 2, protocol.REPLY) if key is not None else None
 
     @classmethod
     def unix(cls, path: Path, timeout: float | None = 30.0) -> AgentClient:

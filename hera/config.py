@@ -128,8 +128,8 @@ def read_environment(environ: Mapping[str, str]) -> Source:
     return Source(name="environment", values=values)
 
 
-#: Variables with the prefix that are not settings (tests and tools set these).
-IGNORED_ENV = frozenset({"HERA_TEST_GPU"})
+#: Variables with the prefix that are not settings (read elsewhere: tests, the agent's kernels).
+IGNORED_ENV = frozenset({"HERA_TEST_GPU", "HERA_TAICHI_CACHE"})
 
 
 def home_file() -> Path:

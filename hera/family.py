@@ -222,16 +222,15 @@ def _describe(exc: BaseException) -> str:
 
 
 def discover(workdir: Path | None = None) -> dict[str, FamilyEntry]:
-    """Every family this user can use, by name; folder families win over installed ones."""
+    """Every family this user can use, by name; folder families win over installed ones.
+
+    Folders are loaded first, and an installed family that a folder provides
+    is never imported: a clone of an installed family usually has the same
+    module name, which the installed copy would already occupy. Among
+    folders, the working directory itself comes first, then its folders by
+    name; the first to declare a family provides it.
+    """
     found: dict[str, FamilyEntry] = {}
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist.name if ep.dist is not None else "?"
-        entry = FamilyEntry(ep.name, f"installed ({dist})")
-        try:
-            entry.family = _load(ep.load(), ep.name)
-        except Exception as exc:  # a broken family must not hide the others
-            entry.error = _describe(exc)
-        found[ep.name] = entry
     workdir = Path.cwd() if workdir is None else workdir
     folders = [workdir]
     try:
@@ -240,12 +239,24 @@ def discover(workdir: Path | None = None) -> dict[str, FamilyEntry]:
         pass
     for folder in folders:
         for name, target in _folder_entry_points(folder).items():
+            if name in found:
+                continue
             entry = FamilyEntry(name, f"folder {folder}")
             try:
                 entry.family = _load(_import_from_folder(folder, target), name)
-            except Exception as exc:
+            except Exception as exc:  # a broken family must not hide the others
                 entry.error = _describe(exc)
             found[name] = entry
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in found:
+            continue
+        dist = ep.dist.name if ep.dist is not None else "?"
+        entry = FamilyEntry(ep.name, f"installed ({dist})")
+        try:
+            entry.family = _load(ep.load(), ep.name)
+        except Exception as exc:
+            entry.error = _describe(exc)
+        found[ep.name] = entry
     return found
 
 

@@ -126,12 +126,19 @@ def save(
     *,
     mode: int = 0o644,
     overwrite: bool = True,
+    keep_previous: bool = False,
 ) -> None:
-    """Write an instance atomically, streaming arrays (never one big string)."""
+    """Write an instance atomically, streaming arrays (never one big string).
+
+    With ``keep_previous`` (the cache's saves of a live agent) the new file is
+    read back and every checksum verified before it replaces the old one, and
+    the old one stays beside it as ``<file>.prev``: see :func:`load_or_previous`.
+    """
     from hera.arrays import write_array
 
     head = json.dumps(header.model_dump(mode="json", exclude_none=True), indent=2)
-    with atomic_write(Path(path), mode, overwrite=overwrite) as out:
+    verify = (lambda written: load(written) and None) if keep_previous else None
+    with atomic_write(Path(path), mode, overwrite=overwrite, keep_previous=keep_previous, verify=verify) as out:
         out.write(
             f'{{"format": "{FORMAT}", "format_version": {FORMAT_VERSION},\n'
             f'"header": {head},\n"arrays": {{'.encode()
@@ -302,3 +309,24 @@ def load(path: Path) -> Instance:
     """Read and verify a whole instance: every field, every checksum."""
     with InstanceFile(path) as opened:
         return opened.load()
+
+
+def load_or_previous(path: Path) -> tuple[Instance, str | None]:
+    """The cached agent, or, if its file is damaged, the previous good one with a warning.
+
+    The cache keeps ``<file>.prev`` from the save before the last (see
+    :func:`save`); losing the iterations since then beats losing the agent.
+    """
+    from hera.atomic import previous_path
+
+    try:
+        return load(path), None
+    except InstanceFileError as damaged:
+        previous = previous_path(Path(path))
+        if not previous.exists():
+            raise
+        instance = load(previous)
+        return instance, (
+            f"{path} is damaged ({damaged.message}); using the previous good copy "
+            f"from iteration {instance.header.iteration} ({previous})"
+        )

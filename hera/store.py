@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hera import callsign as callsigns
 from hera import pidfile
-from hera.atomic import atomic_write, fsync_dir
+from hera.atomic import atomic_write, fsync_dir, previous_path
 from hera.errors import Conflict, HeraError
 from hera.instance import Header, Installation, now, read_header
 
@@ -137,26 +137,36 @@ class Store:
             )
         return live
 
-    def install(self, source: Path, *, owner: str, taken: set[str]) -> Agent:
+    def install(self, source: Path, *, owner: str, taken: set[str], as_new: bool = False) -> Agent:
         """Copy an instance into the cache with its install-time initialisation.
 
         ``taken`` holds callsigns in use elsewhere (other scopes); a clash gets
-        a numeric suffix. An installed UUID is refused, never overwritten.
+        a numeric suffix. An installed UUID is refused, never overwritten or
+        shadowed; ``as_new`` installs a clone instead: a fresh UUID and
+        callsign, the original's UUID appended to its lineage.
         """
+        import uuid as uuidlib
+
         from hera.instance import load, save
 
         instance = load(source)  # verify every field and checksum before touching the cache
+        original = instance.header
+        if as_new:
+            fresh = str(uuidlib.uuid4())
+            original = original.model_copy(
+                update={"uuid": fresh, "callsign": callsigns.suggest(fresh), "lineage": [*original.lineage, original.uuid]}
+            )
         with self.locked():
-            target = self.path_for(instance.header.uuid)
+            target = self.path_for(original.uuid)
             if target.exists():
                 raise Conflict(
-                    f"agent {instance.header.uuid} is already installed ({target})",
-                    hint=f"use it with 'hera --uuid {instance.header.uuid[:8]} ...', or uninstall it first",
+                    f"agent {original.uuid} ({original.callsign}) is already installed; {source} is a copy of it",
+                    hint=f"install the copy as a new agent with --as-new, or use the installed one: hera --uuid {original.uuid[:8]} up",
                 )
             taken = taken | {a.callsign for a in self.agents()}
-            header = instance.header.model_copy(
+            header = original.model_copy(
                 update={
-                    "callsign": callsigns.unique(instance.header.callsign, taken),
+                    "callsign": callsigns.unique(original.callsign, taken),
                     "installed": Installation(owner=owner, scope=self.scope, installed_at=now()),
                 }
             )
@@ -184,7 +194,13 @@ class Store:
             except OSError:
                 self._copy(agent.path, destination)
             os.unlink(agent.path)
+            previous_path(agent.path).unlink(missing_ok=True)
             fsync_dir(agent.path.parent)
+        return destination
+
+    def copy_out(self, agent: Agent, destination: Path) -> Path:
+        """A byte-exact copy of a down agent's cached file (the caller holds the lock)."""
+        self._copy(agent.path, destination)
         return destination
 
     @staticmethod
@@ -204,4 +220,5 @@ class Store:
                 raise HeraError(f"agent {agent.uuid} was removed meanwhile by another command")
             self.refuse_if_up(agent, "destroy")
             os.unlink(agent.path)
+            previous_path(agent.path).unlink(missing_ok=True)
             fsync_dir(agent.path.parent)

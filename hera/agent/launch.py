@@ -16,6 +16,7 @@ import select
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from hera.agent.main import Launch, log_path
@@ -26,10 +27,15 @@ READY_TIMEOUT = 300.0
 
 def start(launch: Launch, timeout: float = READY_TIMEOUT) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start the agent; return its process and first status once it serves requests."""
-    launch.log_dir.mkdir(parents=True, exist_ok=True)
+    from hera.paths import private_dir
+
+    # The agent runs elsewhere (its working directory is its log directory, where a
+    # core dump of SIGQUIT or SIGABRT lands), so every path it is given is absolute.
+    absolute = {name: Path(getattr(launch, name)).absolute() for name in ("cache_path", "runtime_dir", "log_dir", "workdir")}
+    private_dir(absolute["log_dir"])
     read_fd, write_fd = os.pipe()
-    launch = launch.model_copy(update={"ready_fd": write_fd})
-    log = open(log_path(launch.log_dir, launch.uuid), "ab")
+    launch = launch.model_copy(update={"ready_fd": write_fd, **absolute})
+    log = os.open(log_path(launch.log_dir, launch.uuid), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     env = dict(os.environ)
     try:
         process = subprocess.Popen(
@@ -39,12 +45,12 @@ def start(launch: Launch, timeout: float = READY_TIMEOUT) -> tuple[subprocess.Po
             stderr=log,
             pass_fds=(write_fd,),
             start_new_session=True,
-            cwd="/",
+            cwd=launch.log_dir,
             env=env,
         )
     finally:
         os.close(write_fd)
-        log.close()
+        os.close(log)
     try:
         line = _read_line(read_fd, process, timeout)
     finally:

@@ -18,6 +18,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,12 @@ def _arch(device: str) -> str:
 
 
 def run(launch: Launch) -> int:
+    os.umask(0o077)  # everything the agent writes (logs, snapshots, cache) is the user's alone
+    # The spec's signals are noted from the first moment, so one that arrives while
+    # the brain loads is acted on once the loop runs instead of killing a half-up agent.
+    noted: list[str] = []
+    for name in NOTED:
+        signal.signal(getattr(signal, name), lambda signum, frame: noted.append(signal.Signals(signum).name))
     ready = Ready(launch.ready_fd)
     files = paths(launch.runtime_dir, launch.uuid)
     try:
@@ -122,7 +129,7 @@ def run(launch: Launch) -> int:
     try:
         pidfile.write(launch.runtime_dir, launch.uuid, os.getpid())
         log.info("up: %s %s on %s (pid %d)", header.callsign, header.uuid, launch.device, os.getpid())
-        return _serve(launch, header, ready, files)
+        return _serve(launch, header, ready, files, noted)
     except Exception as exc:
         log.exception("agent failed")
         ready.send("ERROR", f"{type(exc).__name__}: {exc}")
@@ -134,7 +141,7 @@ def run(launch: Launch) -> int:
         os.close(lock_fd)
 
 
-def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path]) -> int:
+def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], noted: list[str]) -> int:
     from hera import family as families
     from hera.agent.runner import Runner
     from hera.agent.server import ControlServer
@@ -144,14 +151,21 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path]) ->
     import numpy as np
 
     family = families.get(header.family.name, launch.workdir)
+    started = time.perf_counter()
     with InstanceFile(launch.cache_path) as opened:
         instance = opened.load()
+    loaded = time.perf_counter()
     arch = _arch(launch.device)
     init(arch)
+    initialised = time.perf_counter()
     # Arrays named "hera.*" are the agent's own (unread output), not the family's.
     own = {name: instance.arrays.pop(name) for name in list(instance.arrays) if name.startswith(OWN_PREFIX)}
     runtime = family.runtime(instance.header, instance.arrays, arch)
     del instance
+    log.info(
+        "loaded the cache in %.2f s, Taichi (%s) in %.2f s, the brain onto the device in %.2f s",
+        loaded - started, arch, initialised - loaded, time.perf_counter() - initialised,
+    )
     last_up = now()
     key = secrets.token_bytes(32)
     server = ControlServer(launch.uuid, files["socket"], tcp=launch.daemon, key=key, tcp_host=launch.tcp_host)
@@ -184,12 +198,11 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path]) ->
         autosave_interval=launch.autosave_interval,
         start_state=launch.start_state,
         info=info,
+        signals=noted,
     )
     if OUTPUT_ARRAY in own:
         runner.output.append(own[OUTPUT_ARRAY].tobytes())
         runner.output_bytes = len(runner.output[0])
-    for name in NOTED:
-        signal.signal(getattr(signal, name), lambda signum, frame: runner.signals.append(signal.Signals(signum).name))
     if launch.daemon:
         connection = {
             "uuid": header.uuid,

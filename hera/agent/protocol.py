@@ -14,7 +14,13 @@ Authentication, as Jupyter kernels do it:
   HMAC-SHA256 signature with the key from the 0600 connection file, over the
   message and a sequence number that must rise, so a replayed message is
   refused. The server opens with a random nonce that is part of every
-  signature, so messages from one connection cannot be replayed on another.
+  signature, so messages from one connection cannot be replayed on another,
+  and so is the direction (request or reply), so an agent's signed reply
+  cannot be sent back to it as a request.
+
+Each operation's arguments are checked by name and strict type (``ARGS``):
+``step`` with ``n: "5"`` or ``n: 1.5`` is refused, not coerced. The full
+reference is docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import hmac
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MAX_MESSAGE = 1 << 20
 #: Replies may be larger (spike records); requests stay small.
@@ -61,6 +67,73 @@ class Request(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+class Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NoArgs(Args):
+    pass
+
+
+#: Iteration counts a request may name (a day of a fast agent fits many times over).
+MAX_ITERATIONS = 2**62
+
+
+class StepArgs(Args):
+    n: int = Field(1, ge=1, le=MAX_ITERATIONS)
+
+
+class BreakpointAddArgs(Args):
+    kind: Literal["iteration", "every", "probe"]
+    value: int | str
+
+    @model_validator(mode="after")
+    def _value_fits_kind(self) -> BreakpointAddArgs:
+        if self.kind == "probe":
+            if not isinstance(self.value, str) or not 1 <= len(self.value) <= 256:
+                raise ValueError("a probe breakpoint's value is a probe name, e.g. 'area:all' or 'neuron:7'")
+        elif not isinstance(self.value, int) or not 1 <= self.value <= MAX_ITERATIONS:
+            raise ValueError(f"an {self.kind!r} breakpoint's value is a positive whole number of iterations")
+        return self
+
+
+class BreakpointRemoveArgs(Args):
+    id: int | Literal["all"]
+
+
+class FeedArgs(Args):
+    text: str = Field(max_length=MAX_MESSAGE)
+
+
+class StateArgs(Args):
+    names: list[str] | None = Field(None, max_length=4096)
+
+
+class AttachArgs(Args):
+    pause: bool = False
+    force: bool = False
+
+
+class SignalArgs(Args):
+    name: Literal["SIGSTOP"]
+
+
+class RecordArgs(Args):
+    n: int = Field(200, ge=1, le=20000)
+
+
+ARGS: dict[str, type[Args]] = {
+    "step": StepArgs,
+    "breakpoint_add": BreakpointAddArgs,
+    "breakpoint_remove": BreakpointRemoveArgs,
+    "feed": FeedArgs,
+    "state": StateArgs,
+    "attach": AttachArgs,
+    "signal": SignalArgs,
+    "record": RecordArgs,
+}
+
+
 class Reply(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: int
@@ -90,11 +163,25 @@ def decode_request(line: bytes) -> Request:
     if len(line) > MAX_MESSAGE:
         raise ProtocolError(f"message larger than {MAX_MESSAGE} bytes")
     try:
-        return Request.model_validate_json(line)
+        request = Request.model_validate_json(line)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "message"
-        raise ProtocolError(f"bad request: {where}: {first['msg']}") from None
+        if tuple(first["loc"]) == ("op",) and isinstance(first.get("input"), str):
+            raise ProtocolError(f"bad request: unknown operation {first['input'][:64]!r}") from None
+        raise ProtocolError(f"bad request: {_first_error(exc)}") from None
+    # Each operation's arguments, by name and strict type; unknown ones are refused.
+    try:
+        request.args = ARGS.get(request.op, NoArgs).model_validate(request.args).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        raise ProtocolError(f"bad request: {request.op}: {_first_error(exc, 'args')}") from None
+    return request
+
+
+def _first_error(exc: ValidationError, prefix: str = "") -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "") or "message"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}"
 
 
 def decode_reply(line: bytes) -> Reply:
@@ -104,23 +191,29 @@ def decode_reply(line: bytes) -> Reply:
         raise ProtocolError(f"bad reply from agent: {exc.errors()[0]['msg']}") from None
 
 
-def sign(key: bytes, nonce: str, seq: int, payload: str) -> str:
-    return hmac.new(key, f"{nonce}\n{seq}\n{payload}".encode(), hashlib.sha256).hexdigest()
+#: Who signed a message: a request from a controller, or a reply from the agent. It is part of
+#: every signature, so nothing one side signed can be sent back to it as if the other had.
+REQUEST, REPLY = "request", "reply"
 
 
-def wrap(key: bytes, nonce: str, seq: int, message: BaseModel) -> bytes:
+def sign(key: bytes, nonce: str, seq: int, payload: str, direction: str = REQUEST) -> str:
+    return hmac.new(key, f"{direction}\n{nonce}\n{seq}\n{payload}".encode(), hashlib.sha256).hexdigest()
+
+
+def wrap(key: bytes, nonce: str, seq: int, message: BaseModel, direction: str = REQUEST) -> bytes:
     payload = message.model_dump_json()
-    signed = Signed(seq=seq, payload=payload, signature=sign(key, nonce, seq, payload))
+    signed = Signed(seq=seq, payload=payload, signature=sign(key, nonce, seq, payload, direction))
     return encode(signed)
 
 
 class Verifier:
-    """Checks signed messages of one TCP connection: right key, this nonce, rising sequence."""
+    """Checks signed messages of one TCP connection: right key, this nonce and direction, rising sequence."""
 
-    def __init__(self, key: bytes, nonce: str, limit: int = MAX_MESSAGE * 2) -> None:
+    def __init__(self, key: bytes, nonce: str, limit: int = MAX_MESSAGE * 2, direction: str = REQUEST) -> None:
         self.key = key
         self.nonce = nonce
         self.limit = limit
+        self.direction = direction
         self.last_seq = -1
 
     def open(self, line: bytes) -> bytes:
@@ -130,7 +223,7 @@ class Verifier:
             signed = Signed.model_validate_json(line)
         except ValidationError:
             raise ProtocolError("unsigned or malformed message") from None
-        expected = sign(self.key, self.nonce, signed.seq, signed.payload)
+        expected = sign(self.key, self.nonce, signed.seq, signed.payload, self.direction)
         if not hmac.compare_digest(expected, signed.signature):
             raise ProtocolError("bad signature")
         if signed.seq <= self.last_seq:

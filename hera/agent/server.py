@@ -65,7 +65,7 @@ class Connection:
                 return
             try:
                 if self.key is not None:
-                    data = protocol.wrap(self.key, self.nonce, self.send_seq, reply)
+                    data = protocol.wrap(self.key, self.nonce, self.send_seq, reply, protocol.REPLY)
                     self.send_seq += 1
                 else:
                     data = protocol.encode(reply)
@@ -184,13 +184,17 @@ class ControlServer:
             self.holder = conn
         if request.op == "detach" and self.holder is conn:
             self.holder = None
-        if conn.pending >= MAX_PENDING:
+        with conn.lock:
+            busy = conn.pending >= MAX_PENDING
+            if not busy:
+                conn.pending += 1
+        if busy:
             conn.send(Reply(id=request.id, ok=False, error="too many requests in flight"))
             return
-        conn.pending += 1
 
         def respond(reply: Reply) -> None:
-            conn.pending -= 1
+            with conn.lock:  # answered on the loop's thread, counted on the connection's
+                conn.pending -= 1
             conn.send(reply)
 
         self.inbox.put(Call(request, respond, conn))

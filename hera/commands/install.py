@@ -23,6 +23,9 @@ clash). An agent whose UUID is already installed is refused."""
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("install", help=HELP, description=HELP + ".", epilog=EXAMPLE)
     parser.add_argument("file", type=Path, metavar="FILE", help="instance file to install")
+    parser.add_argument(
+        "--as-new", action="store_true", help="install as a new agent: fresh UUID and callsign (a clone; its lineage is kept)"
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--system", action="store_true", help="install for every user (needs write access to the system directory)")
     where.add_argument("--user", metavar="NAME", help="install into another user's cache (needs root)")
@@ -65,12 +68,15 @@ def run(ctx: Any) -> int:
         store = target.user_store(ctx)
         taken = {agent.callsign for _, agent in target.installed(ctx)}
     try:
-        agent = store.install(file, owner=args.user or me, taken=taken)
+        agent = store.install(file, owner=args.user or me, taken=taken, as_new=args.as_new)
     finally:
         if foreign is not None:
             foreign.give_back()
     assert agent.header is not None
-    renamed = f" (callsign changed from {_callsign(file)})" if _callsign(file) != agent.callsign else ""
+    if args.as_new:
+        renamed = f" (a clone of {_callsign(file)} {agent.header.lineage[-1][:8]})"
+    else:
+        renamed = f" (callsign changed from {_callsign(file)})" if _callsign(file) != agent.callsign else ""
     ctx.out.write(f"installed {agent.callsign} {agent.uuid} -> {agent.path}{renamed}\n")
     return 0
 

@@ -30,6 +30,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument("--simulate", action="store_true", help="show the loading plan and whether it fits; start nothing")
     parser.add_argument("--paused", action="store_true", help="load, then wait paused at the current iteration")
     parser.add_argument(
+        "--as-new", action="store_true", help="up FILE as a new agent (fresh UUID and callsign), e.g. a copy of an installed one"
+    )
+    parser.add_argument(
         "-i", "--interactive", action="store_true", help="open the hera shell attached to the agent (see --after)"
     )
     parser.add_argument(
@@ -125,6 +128,24 @@ def run(ctx: Any) -> int:
     return stay(ctx, store, agent, process, quiet=args.silent, prompt=args.interactive, after=args.after)
 
 
+def _refuse_copy(file: Path, agent: Any) -> None:
+    """A point-in-time copy of an installed agent must not shadow it (the spec: they diverge).
+
+    The file ``build`` wrote (dead, no dynamic state) names its agent, as the
+    spec's ``hera up <filename>`` does; a file with dynamic state that is not
+    the cached agent itself is a copy, and upping it needs ``--as-new``.
+    """
+    from hera.errors import Conflict
+    from hera.instance import read_header
+
+    header = read_header(file)
+    if header.dynamic and file.resolve() != agent.path.resolve():
+        raise Conflict(
+            f"{file} is a copy of installed agent {agent.callsign} ({agent.uuid[:8]}) from iteration {header.iteration}",
+            hint=f"up it as a new agent with --as-new, or the installed agent with 'hera --uuid {agent.uuid[:8]} up'",
+        )
+
+
 def _select_or_install(ctx: Any) -> tuple[Any, Any]:
     """The spec: upping a file installs it for the current user (once)."""
     from hera.commands import target
@@ -135,7 +156,10 @@ def _select_or_install(ctx: Any) -> tuple[Any, Any]:
         return target.select(ctx, verb="up")
     file = file if file.is_absolute() else ctx.workdir / file
     try:
-        return target.select(ctx, file, verb="up")
+        if not ctx.args.as_new:
+            store, agent = target.select(ctx, file, verb="up")
+            _refuse_copy(file, agent)
+            return store, agent
     except NotFound:
         if ctx.args.simulate:  # a plan touches nothing: not the device, not the cache
             from hera.instance import read_header
@@ -144,7 +168,7 @@ def _select_or_install(ctx: Any) -> tuple[Any, Any]:
             return target.user_store(ctx), Agent(file, "file", read_header(file))
     store = target.user_store(ctx)
     taken = {agent.callsign for _, agent in target.installed(ctx)}
-    agent = store.install(file, owner=target.owner(), taken=taken)
+    agent = store.install(file, owner=target.owner(), taken=taken, as_new=ctx.args.as_new)
     if not ctx.args.silent:
         ctx.out.write(f"installed {agent.callsign} {agent.uuid} -> {agent.path}\n")
     return store, agent

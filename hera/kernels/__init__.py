@@ -107,6 +107,10 @@ def init(
         "offline_cache": True,
         "offline_cache_file_path": str(cache),
         "fast_math": fast_math,
+        # Taichi 1.7.4's CFG optimisation pass failed its own IR check ("block->parent !=
+        # current_container_stmt") on the STDP kernels of vogels-abbott; without it they compile, and
+        # the CUBA kernels measured no slower.
+        "cfg_optimization": False,
         "log_level": "warn",
     }
     if threads is not None and wanted == "cpu":

@@ -24,7 +24,10 @@ Kernel API (``@ti.func``):
 
 * ``to_fixed(w, scale) -> i32``;
 * ``slot_of(ring, t) -> i32``: the ring slot of iteration ``t`` (compute it once per step);
-* ``take(ring, channel, slot, i, scale) -> f32``: neuron ``i``'s input arriving in ``slot``, cleared;
+* ``take(ring, channel, slot, i, scale) -> f32``: neuron ``i``'s input arriving in ``slot``, cleared
+  (a lane vector for a ``ti.Vector.field`` ring, whose element ``i`` is a group of neurons);
+* ``add_at(target, p, x)``, ``value_at(source, p)``, ``ring_add(ring, channel, slot, p, q)``: neuron ``p``
+  of a scalar or lane-vector field;
 * ``push_row(ring, channel, t, i, ptr, post, weight, delay, scale)``: add neuron ``i``'s row into the ring;
   ``weight`` is a field or a Python float (one weight for all), ``delay`` a field or a Python int (one
   delay for all), both decided at compile time;
@@ -46,7 +49,7 @@ from hera.kernels.connectivity import Csr
 
 @ti.func
 def to_fixed(w: ti.f32, scale: ti.f32) -> ti.i32:
-    """A weight in the ring's fixed point (rounded to nearest, ties to even as the host's np.rint)."""
+    """A weight in the ring's fixed point (rounded to nearest, halves away from zero; see :func:`to_fixed_np`)."""
     return ti.cast(ti.round(w * scale), ti.i32)
 
 
@@ -57,11 +60,44 @@ def slot_of(ring: ti.template(), t: ti.i64) -> ti.i32:
 
 
 @ti.func
-def take(ring: ti.template(), channel: ti.i32, slot: ti.i32, i: ti.i32, scale: ti.f32) -> ti.f32:
-    """Neuron ``i``'s input on ``channel`` arriving in ``slot`` (see :func:`slot_of`); the slot is cleared."""
+def take(ring: ti.template(), channel: ti.i32, slot: ti.i32, i: ti.i32, scale: ti.f32):
+    """Element ``i``'s input on ``channel`` arriving in ``slot`` (see :func:`slot_of`); the slot is cleared.
+
+    With a lane-vector ring (``ti.Vector.field``) element ``i`` is a group of neurons and the result a vector.
+    """
     q = ring[channel, slot, i]
-    ring[channel, slot, i] = 0
+    ring[channel, slot, i] = q * 0
     return ti.cast(q, ti.f32) * (1.0 / scale)
+
+
+@ti.func
+def add_at(target: ti.template(), p: ti.i32, x):
+    """``target[p] += x`` for neuron ``p`` of a scalar field or of a lane-vector field (group p // lanes)."""
+    if ti.static(isinstance(target, ti.MatrixField)):
+        g = p // target.n
+        lanes = target[g]
+        lanes[p % target.n] += x
+        target[g] = lanes
+    else:
+        target[p] += x
+
+
+@ti.func
+def value_at(source: ti.template(), p: ti.i32):
+    """Neuron ``p``'s value in a scalar or lane-vector field."""
+    if ti.static(isinstance(source, ti.MatrixField)):
+        return source[p // source.n][p % source.n]
+    else:
+        return source[p]
+
+
+@ti.func
+def ring_add(ring: ti.template(), channel: ti.i32, slot: ti.i32, p: ti.i32, q: ti.i32):
+    """Add ``q`` to neuron ``p``'s pending input in ``slot`` (scalar or lane-vector ring)."""
+    if ti.static(isinstance(ring, ti.MatrixField)):
+        ring[channel, slot, p // ring.n][p % ring.n] += q
+    else:
+        ring[channel, slot, p] += q
 
 
 @ti.func
@@ -88,13 +124,13 @@ def push_row(
     for k in range(ptr[i], ptr[i + 1]):
         q = 0
         if ti.static(isinstance(weight, (int, float))):
-            q = ti.static(int(np.rint(weight * scale)))
+            q = ti.static(int(to_fixed_np(np.float32(weight), scale)))
         else:
             q = to_fixed(weight[k], scale)
         if ti.static(isinstance(delay, int)):
-            ti.atomic_add(ring[channel, uniform_slot, post[k]], q)
+            ring_add(ring, channel, uniform_slot, post[k], q)
         else:
-            ti.atomic_add(ring[channel, ti.cast((t + ti.cast(delay[k], ti.i64)) % slots, ti.i32), post[k]], q)
+            ring_add(ring, channel, ti.cast((t + ti.cast(delay[k], ti.i64)) % slots, ti.i32), post[k], q)
 
 
 @ti.func
@@ -102,9 +138,16 @@ def add_row(target: ti.template(), i: ti.i32, ptr: ti.template(), post: ti.templ
     """Neuron ``i`` spiked: add its row's weights to ``target`` now (felt in the next step's integration)."""
     for k in range(ptr[i], ptr[i + 1]):
         if ti.static(isinstance(weight, (int, float))):
-            target[post[k]] += weight
+            add_at(target, post[k], weight)
         else:
-            target[post[k]] += weight[k]
+            add_at(target, post[k], weight[k])
+
+
+def to_fixed_np(w: np.ndarray, scale: float) -> np.ndarray:
+    """:func:`to_fixed` on the host: ``ti.round`` rounds halves away from zero (``np.rint`` would round to even)."""
+    x = np.asarray(w, np.float32) * np.float32(scale)
+    whole = np.trunc(x)
+    return np.where(np.abs(x - whole) >= 0.5, whole + np.sign(x), whole).astype(np.int32)
 
 
 def take_np(ring: np.ndarray, channel: int, t: int, scale: float) -> np.ndarray:
@@ -123,6 +166,6 @@ def push_np(
     for i in rows:
         k = slice(int(csr.ptr[i]), int(csr.ptr[i + 1]))
         assert csr.weight is not None
-        q = np.rint(csr.weight[k] * np.float32(scale)).astype(np.int32)
+        q = to_fixed_np(csr.weight[k], scale)
         d = np.full(k.stop - k.start, delay) if delay is not None else csr.delay[k].astype(np.int64)  # type: ignore[index]
         np.add.at(ring[channel], ((t + d) % slots, csr.post[k]), q)

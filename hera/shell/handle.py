@@ -8,10 +8,12 @@ State arrays come back as numpy arrays (numpy is imported only when asked).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hera.client import AgentClient
 from hera.errors import HeraError
+
+if TYPE_CHECKING:  # the client brings pydantic: a shell that attaches nothing never imports it
+    from hera.client import AgentClient
 
 
 class Breakpoints:
