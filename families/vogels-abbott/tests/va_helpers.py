@@ -1,0 +1,29 @@
+"""Helpers for vogels-abbott's tests (a unique module name: tests/ has a conftest of its own)."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from collections.abc import Mapping
+from typing import Any
+
+from hera.instance import FamilyRef, Header, now
+from vogels_abbott import CubaParams, VogelsAbbott
+
+#: Small enough for the numpy reference, busy enough to spike every few iterations.
+SMALL = {"neurons": 300, "fan_in": 30}
+
+
+def params_for(layout: str = "example", overrides: Mapping[str, Any] | None = None) -> CubaParams:
+    return VogelsAbbott().resolve(layout, [("test", overrides)] if overrides else [])  # type: ignore[return-value]
+
+
+def header_for(params: CubaParams, seed: int, layout: str = "example") -> Header:
+    return Header(
+        uuid=str(uuidlib.UUID(int=seed + 1)),
+        callsign="test-cuba",
+        family=FamilyRef(name=VogelsAbbott.name, version=VogelsAbbott.version),
+        layout=layout,
+        params=params.model_dump(mode="json"),
+        seed=seed,
+        created=now(),
+    )

@@ -1,0 +1,307 @@
+"""A CUBA network on a device: hera's :class:`hera.runtime.Runtime` over :mod:`vogels_abbott.engine`.
+
+Imported only inside :meth:`vogels_abbott.VogelsAbbott.runtime` (it imports Taichi).
+
+The state an instance file holds to resume exactly (``export_state``):
+``syn.weight`` (changed by STDP), ``state.v``, ``state.ge``, ``state.gi``,
+``state.refractory``, ``state.ring`` (pending input, fixed point, its head is
+``iteration % slots``), ``state.a_pre``/``state.a_post`` (STDP traces),
+``state.iteration`` and ``state.rng_key`` (the counter generator's key words).
+The static structure (``syn.ptr``, ``syn.post``) comes from ``build``.
+
+A fresh instance starts as Brian2's example does: ``v = Vr + rand() * (Vt - Vr)``
+(drawn from the counter generator keyed by the seed), everything else zero.
+
+Breakpoints: ``area:excitatory``, ``area:inhibitory`` and ``neuron:INDEX``.
+This network has no input or output area (``feed`` refuses, ``read`` is empty).
+Beyond the contract, ``record(True)`` logs every spike and ``take_spikes()``
+returns them, for rates, ISI statistics and the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import taichi as ti
+
+from hera.errors import HeraError
+from hera.kernels import initialised_arch, is_cpu
+from hera.kernels.connectivity import incoming
+from hera.kernels.rng import bits_np, uniform_np
+from hera.runtime import Probe, Runtime, StepResult
+from vogels_abbott import CubaParams
+from vogels_abbott.engine import CPU_LANES, FULL, HIT, MAX_LAUNCH, RING_SCALE, STREAM_INITIAL_V, Engine, Model
+
+AREAS = ("excitatory", "inhibitory")
+#: Launches the stepwise (GPU) driver queues before it looks whether a breakpoint halted the run.
+STEP_BATCH = 256
+
+
+class CubaRuntime(Runtime):
+    """One CUBA network, loaded from an instance's arrays (fresh when they hold no dynamic state)."""
+
+    def __init__(
+        self,
+        params: CubaParams,
+        seed: int,
+        arrays: dict[str, np.ndarray],
+        arch: str,
+        *,
+        fused: bool | None = None,
+        log_capacity: int | None = None,
+    ) -> None:
+        self.params = params
+        self.seed = seed
+        self.model = model = Model.from_params(params)
+        self.arch = arch
+        #: one launch for many iterations (CPU), or one launch per iteration with parallel phases (GPU)
+        self.fused = is_cpu(initialised_arch() or arch) if fused is None else fused
+        n, ne = model.neurons, model.excitatory
+        for name in ("syn.ptr", "syn.post", "syn.weight"):
+            if name not in arrays:
+                raise HeraError(f"instance has no array {name!r}", hint="rebuild it with this family")
+        ptr = np.asarray(arrays["syn.ptr"])
+        if ptr.shape != (n + 1,) or not int(ptr[-1]) == len(arrays["syn.post"]) == len(arrays["syn.weight"]):
+            raise HeraError(f"the synapse arrays do not fit a network of {n} neurons")
+        if int(ptr[-1]) >= 2**31:
+            raise HeraError("more than 2**31 synapses: this family indexes them with 32-bit integers")
+        self.synapses = synapses = int(ptr[-1])
+        plastic = int(ptr[ne]) if model.stdp else 0
+        capacity = log_capacity if log_capacity is not None else max(4 * n, 1 << 20)
+        self.engine = e = Engine(
+            model, synapses, plastic, capacity, direct=self.fused, lanes=CPU_LANES if self.fused else 1
+        )
+        e.ptr.from_numpy(ptr.astype(np.int32))
+        if synapses:
+            e.post.from_numpy(np.asarray(arrays["syn.post"], np.int32))
+            e.weight.from_numpy(np.asarray(arrays["syn.weight"], np.float32))
+        if model.stdp:
+            in_ptr, in_syn, in_pre = incoming(ptr, np.asarray(arrays["syn.post"]), n, 0, ne)
+            e.in_ptr.from_numpy(in_ptr.astype(np.int32))
+            if plastic:
+                e.in_syn.from_numpy(in_syn.astype(np.int32))
+                e.in_pre.from_numpy(in_pre)
+        self._load_state(arrays)
+        self._watching: tuple[str, ...] | None = None
+        self._recording = False
+        self._log: list[tuple[np.ndarray, np.ndarray]] = []
+        self.last_spikes = {a: 0 for a in AREAS}
+        self._stats_stale = False
+
+    # -- state --------------------------------------------------------------------------------------
+
+    def _state_shapes(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        n, m = self.model.neurons, self.model
+        shapes = {
+            "state.v": ("float32", (n,)),
+            "state.ge": ("float32", (n,)),
+            "state.gi": ("float32", (n,)),
+            "state.refractory": ("int32", (n,)),
+            "state.ring": ("int32", (2, m.delay_steps, n)),
+            "state.iteration": ("int64", (1,)),
+            "state.rng_key": ("uint32", (2,)),
+        }
+        if m.stdp:
+            shapes |= {"state.a_pre": ("float32", (n,)), "state.a_post": ("float32", (n,))}
+        return shapes
+
+    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        e, m = self.engine, self.model
+        if "state.v" not in arrays:  # a freshly built instance: Brian2's initial conditions
+            self.iteration = 0
+            u = uniform_np(bits_np(self.seed, 0, np.arange(m.neurons), STREAM_INITIAL_V))
+            vr, vt = np.float32(m.v_reset), np.float32(m.v_threshold)
+            self._put(e.v, vr + u * (vt - vr))
+            for f in (e.ge, e.gi, e.refractory, e.ring):
+                f.fill(0)
+            if m.stdp:
+                e.a_pre.fill(0)
+                e.a_post.fill(0)
+            return
+        for name, (dtype, shape) in self._state_shapes().items():
+            got = arrays.get(name)
+            if got is None:
+                raise HeraError(f"instance has no array {name!r}", hint="its dynamic state is incomplete")
+            if got.dtype != np.dtype(dtype) or tuple(got.shape) != shape:
+                raise HeraError(f"array {name!r} is {got.dtype}{list(got.shape)}, this network needs {dtype}{list(shape)}")
+        key = arrays["state.rng_key"]
+        if (int(key[0]) | int(key[1]) << 32) != self.seed:
+            raise HeraError("state.rng_key does not match the instance's seed")
+        self._put(e.v, arrays["state.v"])
+        ring = arrays["state.ring"]
+        if e.direct and ring.any():
+            # input pending in a ring (exported by the stepwise driver) joins ge/gi now, as its take would
+            slot = self.iteration_of(arrays) % m.delay_steps
+            scale = np.float32(1.0 / RING_SCALE)
+            self._put(e.ge, arrays["state.ge"] + ring[0, slot].astype(np.float32) * scale)
+            self._put(e.gi, arrays["state.gi"] + ring[1, slot].astype(np.float32) * scale)
+            ring = np.zeros_like(ring)
+        else:
+            self._put(e.ge, arrays["state.ge"])
+            self._put(e.gi, arrays["state.gi"])
+        self._put(e.refractory, arrays["state.refractory"])
+        self._put(e.ring, ring)
+        if m.stdp:
+            self._put(e.a_pre, arrays["state.a_pre"])
+            self._put(e.a_post, arrays["state.a_post"])
+        self.iteration = self.iteration_of(arrays)
+
+    @staticmethod
+    def iteration_of(arrays: dict[str, np.ndarray]) -> int:
+        return int(arrays["state.iteration"][0])
+
+    def export_state(self) -> dict[str, np.ndarray]:
+        e, m = self.engine, self.model
+        state = {
+            "syn.weight": e.weight.to_numpy()[: self.synapses],
+            "state.v": self._get(e.v),
+            "state.ge": self._get(e.ge),
+            "state.gi": self._get(e.gi),
+            "state.refractory": self._get(e.refractory),
+            "state.ring": self._get(e.ring),
+            "state.iteration": np.array([self.iteration], np.int64),
+            "state.rng_key": np.array([self.seed & 0xFFFFFFFF, self.seed >> 32], np.uint32),
+        }
+        if m.stdp:
+            state["state.a_pre"] = self._get(e.a_pre)
+            state["state.a_post"] = self._get(e.a_post)
+        return state
+
+    def _put(self, field: Any, values: np.ndarray) -> None:
+        """Neuron arrays (last axis: neurons) into a lane-vector field (last axes: groups, lanes), padded."""
+        values = np.asarray(values)
+        e = self.engine
+        padded = np.zeros((*values.shape[:-1], e.groups * e.lanes), values.dtype)
+        padded[..., : values.shape[-1]] = values
+        if field is e.v:  # padding neurons: their spikes never reach the spike list (the kernel checks i < n)
+            padded[..., values.shape[-1] :] = np.float32(self.model.v_reset)
+        if not isinstance(field, ti.MatrixField):  # a scalar field padded to whole lane vectors
+            field.from_numpy(padded)
+        else:
+            field.from_numpy(padded.reshape(*values.shape[:-1], e.groups, e.lanes))
+
+    def _get(self, field: Any) -> np.ndarray:
+        """A lane-vector field back as neuron arrays (padding dropped)."""
+        data = field.to_numpy()
+        if isinstance(field, ti.MatrixField):  # merge groups and lanes
+            data = data.reshape(*data.shape[:-2], -1)
+        return np.ascontiguousarray(data[..., : self.model.neurons])
+
+    # -- breakpoints --------------------------------------------------------------------------------
+
+    def probes(self) -> list[Probe]:
+        m = self.model
+        return [
+            Probe("area:excitatory", "area", m.excitatory, "any excitatory neuron spiked"),
+            Probe("area:inhibitory", "area", m.neurons - m.excitatory, "any inhibitory neuron spiked"),
+        ]
+
+    def _watch(self, stop_on: Sequence[str]) -> None:
+        """Arm the breakpoint fields (only when the set changes: a field write costs a launch)."""
+        key = tuple(sorted(set(stop_on)))
+        if key == self._watching:
+            return
+        n = self.model.neurons
+        areas = np.zeros(2, np.int32)
+        neurons = np.zeros(n, np.uint8)
+        for probe in key:
+            kind, _, arg = probe.partition(":")
+            if kind == "area" and arg in AREAS:
+                areas[AREAS.index(arg)] = 1
+            elif kind == "neuron" and arg.isdigit() and int(arg) < n:
+                neurons[int(arg)] = 1
+            else:
+                raise HeraError(
+                    f"no probe {probe!r} in this network",
+                    hint=f"probes: area:excitatory, area:inhibitory, neuron:0..{n - 1}",
+                )
+        self.engine.watch_area.from_numpy(areas)
+        self.engine.watch_neuron.from_numpy(neurons)
+        self._watching = key
+
+    def _which(self, stop_on: Sequence[str]) -> str:
+        """The first probe in ``stop_on`` that fired on the last iteration."""
+        e, ne = self.engine, self.model.excitatory
+        count = int(e.spike_count[None])
+        fired = e.spikes.to_numpy()[:count]
+        for probe in stop_on:
+            kind, _, arg = probe.partition(":")
+            if kind == "neuron" and (fired == int(arg)).any():
+                return probe
+            if probe == "area:excitatory" and (fired < ne).any():
+                return probe
+            if probe == "area:inhibitory" and (fired >= ne).any():
+                return probe
+        return stop_on[0]
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def step(self, n: int, stop_on: Sequence[str] = ()) -> StepResult:
+        self._watch(stop_on)
+        e = self.engine
+        start, hit, fresh = self.iteration, False, 1
+        if not self.fused:
+            e.area_spikes.fill(0)
+            e.hit[None] = 0
+        while self.iteration - start < n and not hit:
+            remaining = n - (self.iteration - start)
+            if self.fused:
+                packed = int(e.run_fused(min(remaining, MAX_LAUNCH), self.iteration, fresh))
+                ran, hit, full = packed & MAX_LAUNCH, bool(packed & HIT), bool(packed & FULL)
+            else:
+                e.log_full[None] = 0
+                ran = self._run_stepwise(min(remaining, STEP_BATCH))
+                hit, full = bool(e.hit[None]), bool(e.log_full[None])
+            fresh = 0
+            self.iteration += ran
+            if full:
+                self._drain()
+        self._stats_stale = True
+        stopped = self._which(stop_on) if stop_on and hit else None
+        return StepResult(iterations=self.iteration - start, iteration=self.iteration, stopped_on=stopped)
+
+    def _run_stepwise(self, count: int) -> int:
+        """Queue ``count`` one-iteration launches; those after a breakpoint (or a full log) do nothing."""
+        e = self.engine
+        e.halted[None] = 0
+        e.ran[None] = 0
+        for k in range(count):
+            e.run_step(self.iteration + k)
+        return int(e.ran[None])
+
+    # -- recording ----------------------------------------------------------------------------------
+
+    def record(self, enabled: bool = True) -> None:
+        """Log every spike from now on (for statistics and tests); off by default."""
+        self._recording = enabled
+        self.engine.record[None] = int(enabled)
+
+    def _drain(self) -> None:
+        e = self.engine
+        count = int(e.log_count[None])
+        if count:
+            its = e.log_iteration.to_numpy()[:count]
+            ids = e.log_neuron.to_numpy()[:count]
+            self._log.append((its, ids))
+        e.log_count[None] = 0
+
+    def take_spikes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every spike recorded since the last call: (iterations, neurons), sorted by iteration then neuron."""
+        self._drain()
+        if not self._log:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32)
+        its = np.concatenate([a for a, _ in self._log])
+        ids = np.concatenate([b for _, b in self._log])
+        self._log = []
+        order = np.lexsort((ids, its))
+        return its[order], ids[order]
+
+    def stats(self) -> dict[str, Any]:
+        """Spikes per area in the last ``step`` call (read from the device only when asked)."""
+        if self._stats_stale:
+            spikes = self.engine.area_spikes.to_numpy()
+            self.last_spikes = {a: int(spikes[k]) for k, a in enumerate(AREAS)}
+            self._stats_stale = False
+        return {"spikes": dict(self.last_spikes), "iteration": self.iteration}
