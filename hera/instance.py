@@ -71,10 +71,11 @@ class Header(BaseModel):
     family: FamilyRef
     layout: str = Field(min_length=1, max_length=64)
     params: dict[str, Any]
-    seed: int = Field(ge=0, lt=2**63)
+    # Strict: a hand-edited "12" or "yes" is an error, not quietly a number or a truth.
+    seed: int = Field(ge=0, lt=2**63, strict=True)
     created: datetime
-    iteration: int = Field(default=0, ge=0)
-    dynamic: bool = False
+    iteration: int = Field(default=0, ge=0, strict=True)
+    dynamic: bool = Field(default=False, strict=True)
     summary: dict[str, Any] = Field(default_factory=dict)
     installed: Installation | None = None
     last_up: datetime | None = None

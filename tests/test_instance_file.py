@@ -117,7 +117,9 @@ KNOWN_GAPS = {
     # Reported: fill arrays (every fresh brain's zero weights) carry no checksum, so a flipped
     # byte in one silently sets every weight of that array (here to 2.0).
     "byte-flipped-in-a-fill": ("fresh", replace_once(b'"data": "AAAAAA=="', b'"data": "AAAAQA=="'), ["arrays."]),
-    # Reported: the header is validated in pydantic's lax mode, so strings pass for booleans and numbers.
+}
+# Strings for booleans and numbers: the header's counters and flags are validated strictly.
+SPOILED |= {
     "header-type-dynamic": ("fresh", replace_once(b'"dynamic": false', b'"dynamic": "yes"'), ["header.dynamic"]),
     "header-type-iteration-as-text": ("fresh", replace_once(b'"iteration": 0', b'"iteration": "12"'), ["header.iteration"]),
 }
