@@ -29,7 +29,15 @@ class Tick(Family):
     version = "0.1.0"
     description = "test double: counters, noise spikes, a delay ring and an echo"
     params_model = TickParams
-    layouts = {"example": {}, "slow": {"seconds_per_iteration": 0.002}, "huge": {"device_bytes": 1 << 50}}
+    #: example: tiny and fast; slow: 2 ms per iteration; huge: pretends to need 1 PiB (resource
+    #: refusal); gib: about 1 GiB of state in the cache (16 Mi neurons, a 12-deep delay ring),
+    #: for scripts/bench_lifecycle.py.
+    layouts = {
+        "example": {},
+        "slow": {"seconds_per_iteration": 0.002},
+        "huge": {"device_bytes": 1 << 50},
+        "gib": {"neurons": 1 << 24, "delay": 12},
+    }
 
     def build(self, params: TickParams, seed: int) -> Built:  # type: ignore[override]
         import numpy as np
