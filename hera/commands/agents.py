@@ -181,6 +181,7 @@ def run(ctx: Any) -> int:
         ("rate", "IT/S"),
         ("device", "DEVICE"),
         ("mode", "MODE"),
+        ("port", "PORT"),
         ("size", "SIZE"),
         ("last_up", "LAST UP"),
     ]
