@@ -83,9 +83,29 @@ class Store:
         except OSError as exc:
             raise HeraError(f"cannot lock {self.directory}: {exc.strerror or exc}") from None
         try:
+            self._sweep()
             yield
         finally:
             lock.release()
+
+    def _sweep(self) -> None:
+        """Remove temporaries that a killed write left (SIGKILL mid-install, mid-grow, mid-save).
+
+        Called with the store's lock held, so no other command is writing
+        here; an agent that is up may be saving, so its own are left alone.
+        """
+        from hera.atomic import TMP_PREFIX
+
+        try:
+            names = [entry.name for entry in os.scandir(self.directory) if entry.name.startswith(TMP_PREFIX)]
+        except OSError:
+            return
+        for name in names:
+            uuid = name[len(TMP_PREFIX):].split(".", 1)[0]
+            if self.liveness(uuid).up:
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(self.directory / name)
 
     def ensure(self) -> None:
         """Create the cache (0700) on first use; a user's cache must be private and their own."""

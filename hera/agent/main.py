@@ -20,12 +20,14 @@ import signal
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 
 from hera import pidfile
-from hera.instance import InstanceFile, now, read_header, save
+from hera.atomic import previous_path
+from hera.instance import load_or_previous, now, read_header, save
 
 log = logging.getLogger("hera.agent")
 
@@ -96,6 +98,16 @@ def _setup_logging(log_dir: Path, uuid: str) -> None:
     os.close(null)
 
 
+def _sweep_temporaries(cache_path: Path) -> None:
+    """Remove the half-written saves a killed run of this agent left; its lock is held, so none is in flight."""
+    from hera.atomic import TMP_PREFIX
+
+    for stale in cache_path.parent.glob(f"{TMP_PREFIX}{cache_path.name}*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+            log.info("removed %s, left by a save that was killed", stale.name)
+
+
 def _arch(device: str) -> str:
     return "cuda" if device.startswith("cuda") else "cpu"
 
@@ -112,8 +124,11 @@ def run(launch: Launch) -> int:
     try:
         header = read_header(launch.cache_path)
     except Exception as exc:  # the controller shows this line to the user
-        ready.send("ERROR", str(exc))
-        return 1
+        try:  # a damaged header: the previous good save, if kept, is loaded instead (see _serve)
+            header = read_header(previous_path(launch.cache_path))
+        except Exception:
+            ready.send("ERROR", str(exc))
+            return 1
     import setproctitle
 
     setproctitle.setproctitle(pidfile.title(header.callsign, header.uuid, header.family.name, header.layout))
@@ -124,6 +139,7 @@ def run(launch: Launch) -> int:
         ready.send("ERROR", f"agent {header.callsign} ({header.uuid[:8]}) is already up")
         return 1
     _setup_logging(launch.log_dir, launch.uuid)
+    _sweep_temporaries(launch.cache_path)
     for name in ("SIGTTIN", "SIGTTOU"):
         signal.signal(getattr(signal, name), signal.SIG_IGN)  # no terminal: never stop on one
     try:
@@ -131,8 +147,11 @@ def run(launch: Launch) -> int:
         log.info("up: %s %s on %s (pid %d)", header.callsign, header.uuid, launch.device, os.getpid())
         return _serve(launch, header, ready, files, noted)
     except Exception as exc:
+        from hera.errors import HeraError
+
         log.exception("agent failed")
-        ready.send("ERROR", f"{type(exc).__name__}: {exc}")
+        # hera's own errors are written for the user already; anything else is named by its type
+        ready.send("ERROR", str(exc) if isinstance(exc, HeraError) else f"{type(exc).__name__}: {exc}")
         return 1
     finally:
         for key in ("socket", "connection"):
@@ -152,8 +171,11 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], no
 
     family = families.get(header.family.name, launch.workdir)
     started = time.perf_counter()
-    with InstanceFile(launch.cache_path) as opened:
-        instance = opened.load()
+    # A damaged cached file falls back to the previous good save, with one warning for the user.
+    instance, warning = load_or_previous(launch.cache_path)
+    if warning:
+        log.warning("%s", warning)
+    header = instance.header
     loaded = time.perf_counter()
     arch = _arch(launch.device)
     init(arch)
@@ -170,14 +192,38 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], no
     key = secrets.token_bytes(32)
     server = ControlServer(launch.uuid, files["socket"], tcp=launch.daemon, key=key, tcp_host=launch.tcp_host)
 
-    def save_state() -> str:
+    def export_state() -> Callable[[Path | None], str]:
+        """Take the state off the device now (the loop's thread); the writer it returns may run on any thread.
+
+        The arrays are host copies, so the loop may run on while they are
+        written. The cache's saves are verified and keep the previous good
+        save as ``.prev``; a copy (``target``) never replaces an existing file.
+        """
+        started = time.perf_counter()
         arrays = runtime.export_state()
         runner.collect_output()
         if runner.output:
             arrays[OUTPUT_ARRAY] = np.frombuffer(b"".join(runner.output), dtype=np.uint8)
+        exported = time.perf_counter()
+        iteration = runtime.iteration
         updated = dynamic_header(header, runtime).model_copy(update={"last_up": last_up, "device": launch.device})
-        save(launch.cache_path, updated, arrays, mode=0o600)
-        return str(launch.cache_path)
+
+        def write(target: Path | None = None) -> str:
+            begun = time.perf_counter()
+            if target is None:
+                save(launch.cache_path, updated, arrays, mode=0o600, keep_previous=True)
+            else:
+                save(target, updated, arrays, mode=0o600, overwrite=False)
+            log.info(
+                "state of iteration %d: exported from the device in %.2f s, written to %s in %.2f s",
+                iteration, exported - started, target or "the cache", time.perf_counter() - begun,
+            )
+            return str(target or launch.cache_path)
+
+        return write
+
+    def save_state() -> str:
+        return export_state()(None)
 
     info = {
         "uuid": header.uuid,
@@ -199,6 +245,7 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], no
         start_state=launch.start_state,
         info=info,
         signals=noted,
+        export=export_state,
     )
     if OUTPUT_ARRAY in own:
         runner.output.append(own[OUTPUT_ARRAY].tobytes())
@@ -221,7 +268,7 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], no
         # The first stop of a fresh instance creates its cached state; save now so
         # even a SIGKILL before the first autosave leaves a resumable agent.
         save_state()
-    ready.send("READY", runner.status())
+    ready.send("READY", {**runner.status(), "warning": warning} if warning else runner.status())
     leaving = runner.loop()
     server.close()
     if leaving.save:

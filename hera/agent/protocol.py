@@ -51,6 +51,7 @@ Op = Literal[
     "read",
     "state",
     "checkpoint",
+    "copy",
     "down",
     "detach",
     "attach",
@@ -109,6 +110,10 @@ class StateArgs(Args):
     names: list[str] | None = Field(None, max_length=4096)
 
 
+class CopyArgs(Args):
+    path: str = Field(min_length=1, max_length=4096)
+
+
 class AttachArgs(Args):
     pause: bool = False
     force: bool = False
@@ -129,6 +134,7 @@ ARGS: dict[str, type[Args]] = {
     "feed": FeedArgs,
     "state": StateArgs,
     "attach": AttachArgs,
+    "copy": CopyArgs,
     "signal": SignalArgs,
     "record": RecordArgs,
 }

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hera.agent.server import Call, ControlServer
@@ -58,8 +60,27 @@ class Exit(Exception):
         self.reason = reason
 
 
+#: What a family's state becomes once taken off the device: a writer to the cache (``None``) or to a copy's path.
+Writer = Callable[[Path | None], str]
+
+
+def save_failure(why: str, exc: OSError, saved_iteration: int) -> str:
+    """One clear line for a save that could not be written (full disk, read-only or forbidden directory)."""
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    return (
+        f"{why} failed: {exc.strerror or exc}{where}; the agent keeps running and its cached file "
+        f"keeps the previous save (iteration {saved_iteration})"
+    )
+
+
 class Runner:
-    """Drives the runtime and answers the inbox between batches."""
+    """Drives the runtime and answers the inbox between batches.
+
+    Checkpoints, autosaves and copies take the state off the device on the
+    loop's thread (the only pause) and write and verify it on a thread of
+    their own while the loop runs on; one such write is in flight at a time,
+    and ``down`` (or any synchronous save) waits for it first.
+    """
 
     def __init__(
         self,
@@ -71,10 +92,17 @@ class Runner:
         start_state: str = "running",
         info: dict[str, Any] | None = None,
         signals: list[str] | None = None,
+        export: Callable[[], Writer] | None = None,
     ) -> None:
         self.runtime = runtime
         self.server = server
         self.save_state = save
+        #: Takes the state off the device and returns its writer; without one, saves are synchronous.
+        self.export = export
+        #: The background write in flight, if any (see :meth:`start_save`).
+        self.saving: threading.Thread | None = None
+        #: The iteration the cached file holds for sure (named when a save fails).
+        self.saved_iteration = runtime.iteration
         self.autosave_interval = autosave_interval
         self.state = start_state
         self.info = info or {}
@@ -111,6 +139,7 @@ class Runner:
                     self.batch()
                 self.maybe_autosave()
         except Exit as leaving:
+            self.finish_save(wait=True)
             return leaving
 
     def act_on_signals(self) -> None:
@@ -118,10 +147,15 @@ class Runner:
         while self.signals:
             name = self.signals.pop(0)
             log.info("received %s at iteration %d in state %s", name, self.runtime.iteration, self.state)
-            if name == "SIGTERM":
-                raise Exit(save=True, reason="SIGTERM")
-            if name == "SIGQUIT":
-                raise Exit(save=True, reason="SIGQUIT")
+            if name in ("SIGTERM", "SIGQUIT"):
+                # Saved here, not after the loop: a save that fails (full disk) keeps the agent
+                # running instead of ending it with its newest state lost.
+                try:
+                    self.save(name)
+                except OSError as exc:
+                    log.error("%s refused: %s", name, save_failure(name, exc, self.saved_iteration))
+                    continue
+                raise Exit(save=False, reason=name)
             if name == "SIGINT":
                 self.stop("standby")
             elif name == "SIGTSTP":
@@ -156,6 +190,7 @@ class Runner:
 
     def answer_steps(self) -> None:
         if self.steps_left == 0 and self.step_waiters:
+            self.publish()  # as in handle(): the snapshot first, then the replies
             status = self.status()
             for waiter in self.step_waiters:
                 waiter.ok(status)
@@ -216,23 +251,93 @@ class Runner:
             self.output_dropped += len(dropped)
 
     def maybe_autosave(self) -> None:
+        self.finish_save(wait=False)
         if self.autosave_interval > 0 and time.monotonic() - self.last_save >= self.autosave_interval:
+            if self.saving is not None:
+                return  # one write at a time; the one in flight is recent enough
             if not self.dirty:  # a paused brain is not written again and again
                 self.last_save = time.monotonic()
                 return
             try:
-                self.save("autosave")
+                self.start_save("autosave")
             except OSError as exc:  # a full disk must not kill the agent: the previous save stays good
-                log.error("autosave failed, the cache keeps the previous save: %s", exc)
+                log.error(save_failure("autosave", exc, self.saved_iteration))
                 self.last_save = time.monotonic()
 
     def save(self, why: str) -> str:
+        """Write the state to the cache now, on this thread (down, SIGTERM): after any write in flight."""
+        self.finish_save(wait=True)
         started = time.perf_counter()
+        iteration = self.runtime.iteration
         path = self.save_state()
         self.last_save = time.monotonic()
         self.dirty = False
-        log.info("%s: saved iteration %d in %.2f s", why, self.runtime.iteration, time.perf_counter() - started)
+        self.saved_iteration = iteration
+        log.info("%s: saved iteration %d in %.2f s", why, iteration, time.perf_counter() - started)
         return path
+
+    def start_save(self, why: str, target: Path | None = None, waiter: Call | None = None) -> None:
+        """Take the state off the device now and write it on a thread of its own; ``waiter`` is answered when written.
+
+        ``target`` None is the cache (verified, the previous save kept as
+        ``.prev``); a path is a point-in-time copy. Without an exporter the
+        save is simply synchronous.
+        """
+        self.finish_save(wait=True)
+        iteration = self.runtime.iteration
+        if self.export is None:
+            if target is not None:
+                raise ValueError("this agent cannot write copies")
+            try:
+                path = self.save(why)
+            except OSError as exc:
+                if waiter is not None:
+                    waiter.fail(save_failure(why, exc, self.saved_iteration))
+                raise
+            if waiter is not None:
+                waiter.ok({"path": path, "iteration": iteration})
+            return
+        started = time.perf_counter()
+        write = self.export()
+        paused = time.perf_counter() - started
+        if target is None:
+            self.last_save = time.monotonic()
+            self.dirty = False
+
+        def work() -> None:
+            begun = time.perf_counter()
+            try:
+                path = write(target)
+            except OSError as exc:
+                if target is None:
+                    self.dirty = True  # the next autosave tries again
+                message = save_failure(why, exc, self.saved_iteration)
+                log.error(message)
+                if waiter is not None:
+                    waiter.fail(message)
+                return
+            except Exception as exc:  # the writer must never die silently with a caller waiting
+                log.exception("%s failed", why)
+                if waiter is not None:
+                    waiter.fail(f"{why} failed: {type(exc).__name__}: {exc}")
+                return
+            if target is None:
+                self.saved_iteration = max(self.saved_iteration, iteration)
+            log.info(
+                "%s: iteration %d taken off the device in %.3f s (the loop's pause), written in %.2f s",
+                why, iteration, paused, time.perf_counter() - begun,
+            )
+            if waiter is not None:
+                waiter.ok({"path": path, "iteration": iteration})
+
+        self.saving = threading.Thread(target=work, name=f"hera-{why}", daemon=True)
+        self.saving.start()
+
+    def finish_save(self, wait: bool) -> None:
+        """Forget a background write that has ended (waiting for it with ``wait``)."""
+        if self.saving is not None and (wait or not self.saving.is_alive()):
+            self.saving.join()
+            self.saving = None
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -259,6 +364,10 @@ class Runner:
         except AttributeError:
             call.fail(f"operation {op!r} is not supported")
             return
+        # The reply waits until the snapshot that `status` answers from is current: a controller
+        # that got "running" back from `run` must not then read "paused" from a `status`.
+        held: list[Any] = []
+        respond, call.respond = call.respond, held.append
         try:
             handler(call, args)
         except Exit:
@@ -268,7 +377,11 @@ class Runner:
         except Exception as exc:  # a request must never take the agent down with it
             log.exception("%s failed", op)
             call.fail(f"{op} failed: {type(exc).__name__}: {exc}")
-        self.publish()
+        finally:
+            self.publish()
+            call.respond = respond  # a step's call is answered later, directly
+            for reply in held:
+                respond(reply)
 
     def op_run(self, call: Call, args: dict[str, Any]) -> None:
         self.stop("running")
@@ -378,8 +491,21 @@ class Runner:
         call.ok({"path": str(write_snapshot(self.runtime, names, self.info["runtime_dir"], self.info["uuid"]))})
 
     def op_checkpoint(self, call: Call, args: dict[str, Any]) -> None:
-        path = self.save("checkpoint")
-        call.ok({"path": path, "iteration": self.runtime.iteration})
+        """Answered by the writer thread once the state is written and verified; the loop runs on meanwhile."""
+        try:
+            self.start_save("checkpoint", waiter=call)
+        except OSError:
+            pass  # already answered with the reason
+
+    def op_copy(self, call: Call, args: dict[str, Any]) -> None:
+        """A complete point-in-time copy at ``path``, never over an existing file (``hera copy``)."""
+        path = Path(args["path"])
+        if not path.is_absolute():
+            raise ValueError("copy needs an absolute path")
+        try:
+            self.start_save("copy", target=path, waiter=call)
+        except OSError:
+            pass
 
     def op_attach(self, call: Call, args: dict[str, Any]) -> None:
         if args.get("pause"):
@@ -399,7 +525,16 @@ class Runner:
         raise ValueError(f"signal {name!r} is sent as a real signal, not through the control plane")
 
     def op_down(self, call: Call, args: dict[str, Any]) -> None:
+        """Save and leave; a save that fails leaves the agent up in the state it was in."""
+        was, steps = self.state, self.steps_left
         self.stop("paused")
-        path = self.save("down")
+        try:
+            path = self.save("down")
+        except OSError as exc:
+            self.state, self.steps_left = was, steps
+            message = save_failure("down", exc, self.saved_iteration)
+            log.error(message)
+            call.fail(message)
+            return
         call.ok({"path": path, "iteration": self.runtime.iteration})
         raise Exit(save=False, reason="down")

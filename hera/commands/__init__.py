@@ -8,6 +8,7 @@ imported inside it, so ``hera --help`` stays fast.
 from hera.commands import (
     agents,
     build,
+    checkpoint,
     copy,
     destroy,
     devices,
@@ -24,4 +25,4 @@ from hera.commands import (
     up,
 )
 
-COMMANDS = [build, install, up, down, signal, agents, inspect, logs, copy, grow, uninstall, destroy, families, layouts, devices, info]
+COMMANDS = [build, install, up, down, signal, agents, inspect, logs, checkpoint, copy, grow, uninstall, destroy, families, layouts, devices, info]

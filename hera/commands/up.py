@@ -56,7 +56,13 @@ def run(ctx: Any) -> int:
     if args.interactive and (args.daemon or args.silent):
         raise HeraError("--interactive cannot be combined with --daemon or --silent")
     store, agent = _select_or_install(ctx)
-    assert agent.header is not None
+    if agent.header is None:  # a damaged cached file: its previous good save, if kept, or say so
+        agent.header = _previous_header(agent)
+    if agent.header is None:
+        raise HeraError(
+            f"cannot up {agent.uuid[:8]}: {agent.error}",
+            hint="its cached file is damaged; restore it from a copy, or remove it with 'hera destroy'",
+        )
     header = agent.header
     live = store.liveness(agent.uuid)
     if live.up:
@@ -100,6 +106,9 @@ def run(ctx: Any) -> int:
         autosave_interval=settings.autosave_interval,
     )
     process, status = launcher.start(launch)
+    if status.get("warning"):  # the agent fell back to the previous good save of a damaged cached file
+        ctx.err.write(f"hera: warning: {status['warning']}\n")
+        ctx.err.flush()
     if args.interactive and args.after:
         with target.connect(store, agent) as client:
             client.request("breakpoint_add", kind="iteration", value=status["iteration"] + args.after)
@@ -126,6 +135,18 @@ def run(ctx: Any) -> int:
     from hera.commands.foreground import stay
 
     return stay(ctx, store, agent, process, quiet=args.silent, prompt=args.interactive, after=args.after)
+
+
+def _previous_header(agent: Any) -> Any:
+    """The header of the previous good save kept beside a damaged cached file, or None (the agent loads it)."""
+    from hera.atomic import previous_path
+    from hera.errors import HeraError
+    from hera.instance import read_header
+
+    try:
+        return read_header(previous_path(agent.path))
+    except HeraError:
+        return None
 
 
 def _refuse_copy(file: Path, agent: Any) -> None:
