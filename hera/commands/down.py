@@ -34,9 +34,9 @@ def run(ctx: Any) -> int:
     from hera.commands import target
 
     store, agent = target.select_up(ctx, ctx.args.file, verb="down")
+    pid = store.liveness(agent.uuid).pid  # before the down: once it has answered, its pid-file may be gone
     with target.connect(store, agent) as client:
         result = client.request("down", timeout=None)
-    pid = store.liveness(agent.uuid).pid
     deadline = time.monotonic() + WAIT_EXIT
     while pid is not None and psutil.pid_exists(pid) and time.monotonic() < deadline:
         try:
