@@ -74,7 +74,8 @@ def stay(
                     say(f"detached; {agent.callsign} stays up in standby (hera --uuid {agent.uuid[:8]} down stops it)")
                     return 0
                 status = client.request("standby" if key == "SIGINT" else "pause")
-                say(f"{agent.callsign} {status['state']} at iteration {status['iteration']}")
+                keys_left = " (Ctrl-C again: detach, leaving it up; Ctrl-Z: prompt)" if key == "SIGINT" else ""
+                say(f"{agent.callsign} {status['state']} at iteration {status['iteration']}{keys_left}")
                 if key == "SIGTSTP" and terminal:
                     open_prompt = True
             if open_prompt:

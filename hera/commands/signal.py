@@ -5,8 +5,10 @@ table says. Two cannot be caught or would freeze the agent, so hera carries
 them another way (and says so in docs/signals.md):
 
 * SIGSTOP would freeze the process, control socket included: hera instead
-  asks the agent, over the control plane, to stop its inner loop, and reports
-  where it stopped (the hera shell attaches the terminal there).
+  asks the agent, over the control plane, to stop its inner loop, reports
+  where it stopped, and attaches the calling terminal: in the hera shell that
+  shell attaches; from a terminal the command becomes the hera shell attached
+  to the agent (its debug prompt); from a script it only pauses.
 * SIGKILL is sent as is: the agent dies at once and the cache keeps its last
   save (an autosave or the first up); the stale pid-file is cleaned later.
 
@@ -80,6 +82,12 @@ def run(ctx: Any) -> int:
         with target.connect(store, agent) as client:
             status = client.request("signal", name="SIGSTOP")
         ctx.out.write(f"{agent.callsign} paused at iteration {status['iteration']}\n")
+        if ctx.shell is not None:  # the hera shell: this shell takes the prompt
+            handle = ctx.shell.attach(store, agent, force=True)
+            ctx.out.write(f"attached {handle!r}; 'agent' is it, 'detach' lets go\n")
+        elif sys.stdin.isatty() and sys.stdout.isatty():  # a terminal: it becomes the debug prompt
+            ctx.out.flush()
+            os.execv(sys.executable, [sys.executable, "-m", "hera.shell", "--attach", agent.uuid])
         return 0
     if name == "SIGTTIN":
         os.kill(pid, signals.SIGTTIN)

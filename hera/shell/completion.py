@@ -2,7 +2,8 @@
 
 Subcommands and their options come from the one parser; the values after
 ``--family``, ``--layout``, ``--uuid``, ``--callsign`` and ``--identifier``
-come from the installed families and agents, read when Tab is pressed.
+come from the installed families and agents, read when Tab is pressed; so
+does the ID after ``attach``. Nothing is imported until the first Tab.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def candidates(words: list[str], index: int, prefix: str, aliases: set[str]) -> 
     if not words or (words[0] != NAME and words[0] not in aliases):
         return None
     options = _options()
+    if words[0] == "attach" and not prefix.startswith("-") and words[index - 1] not in _TAKES_VALUE:
+        return {v for v in _values("--identifier") if v.startswith(prefix)}  # attach [ID]
     if words[0] == NAME:
         sub = next((w for w in words[1:index] if w in options), "")
         if not sub and not prefix.startswith("-") and (index == 1 or words[index - 1] not in _TAKES_VALUE):
@@ -73,9 +76,20 @@ def candidates(words: list[str], index: int, prefix: str, aliases: set[str]) -> 
     previous = words[index - 1] if index - 1 < len(words) else ""
     if previous in _TAKES_VALUE:
         return {v for v in _values(previous) if v.startswith(prefix)}
+    if words[0] in _OWN_OPTIONS:
+        return {o for o in _OWN_OPTIONS[words[0]] if o.startswith(prefix)} if prefix.startswith("-") else None
     if prefix.startswith("-") or sub:
         return {o for o in options.get(sub, []) + options[""] if o.startswith(prefix)}
     return None
+
+
+#: The shell's own commands (not subcommands of the one-shot ``hera``) and their options.
+_OWN_OPTIONS = {
+    "attach": ["--force", "--help", "--pause"],
+    "detach": ["--help"],
+    "status": ["--help"],
+    "plot": ["--help", "--iterations", "--no-open", "--output"],
+}
 
 
 _TAKES_VALUE = {"--family", "--layout", "--uuid", "--callsign", "--identifier", "--device", "--seed", "--set", "--cache-dir"}

@@ -7,13 +7,18 @@ State arrays come back as numpy arrays (numpy is imported only when asked).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hera.errors import HeraError
 
 if TYPE_CHECKING:  # the client brings pydantic: a shell that attaches nothing never imports it
     from hera.client import AgentClient
+
+#: How long ``step`` waits for its iterations before giving up on the answer (the agent goes on).
+STEP_TIMEOUT = 24 * 3600.0
+#: How long ``down`` waits for the agent process to exit after its state is saved.
+DOWN_TIMEOUT = 60.0
 
 
 class Breakpoints:
@@ -89,23 +94,33 @@ class State(Mapping[str, Any]):
 class AgentHandle:
     """The attached agent."""
 
-    def __init__(self, client: AgentClient, uuid: str, callsign: str) -> None:
+    def __init__(
+        self, client: AgentClient, uuid: str, callsign: str, *, on_down: Callable[[], None] | None = None
+    ) -> None:
         self.client = client
         self.uuid = uuid
         self.callsign = callsign
+        self._on_down = on_down
         self.breakpoints = Breakpoints(client)
         self.state = State(client)
 
-    def status(self) -> dict[str, Any]:
-        return dict(self.client.request("status", timeout=5))
+    def status(self, timeout: float = 5.0) -> dict[str, Any]:
+        """State, iteration, rate, breakpoints, stats: answered at once, even mid-batch."""
+        return dict(self.client.request("status", timeout=timeout))
 
     @property
     def iteration(self) -> int:
         return int(self.status()["iteration"])
 
     def step(self, n: int = 1) -> int:
-        """Run exactly ``n`` iterations (fewer if a breakpoint fires) and pause; returns the iteration."""
-        return int(self.client.request("step", timeout=None, n=n)["iteration"])
+        """Run exactly ``n`` iterations (fewer if a breakpoint fires) and pause; returns the iteration.
+
+        Ctrl-C while it waits pauses the agent where it is and returns that iteration.
+        """
+        try:
+            return int(self.client.request("step", timeout=STEP_TIMEOUT, n=n)["iteration"])
+        except KeyboardInterrupt:
+            return int(self.client.request("pause", timeout=STEP_TIMEOUT)["iteration"])
 
     def run(self) -> str:
         return self._say(self.client.request("run"))
@@ -131,8 +146,18 @@ class AgentHandle:
         return str(self.client.request("checkpoint", timeout=None)["path"])
 
     def down(self) -> str:
+        """Stop the agent and save its complete state in the cache; this shell detaches.
+
+        Returns once the agent process has exited, as ``hera down`` does, so a
+        listing right after says ``down``.
+        """
+        pid = self.status().get("pid")
         result = self.client.request("down", timeout=None)
-        return f"down {self.callsign} at iteration {result['iteration']}"
+        if self._on_down is not None:
+            self._on_down()
+        if pid:
+            _wait_exit(int(pid), DOWN_TIMEOUT)
+        return f"down {self.callsign} at iteration {result['iteration']}; detached"
 
     def _say(self, status: dict[str, Any]) -> str:
         return f"{self.callsign} {status['state']} at iteration {status['iteration']}"
@@ -143,6 +168,22 @@ class AgentHandle:
         except HeraError:
             return f"<agent {self.callsign} (gone)>"
         return f"<agent {self.callsign} {status['state']} @{status['iteration']}>"
+
+
+def _wait_exit(pid: int, timeout: float) -> None:
+    """Until process ``pid`` has exited (a zombie counts) or ``timeout`` seconds passed."""
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.05)
 
 
 class Unattached:

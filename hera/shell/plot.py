@@ -1,8 +1,8 @@
 """``plot``: a picture of the attached agent, to look at rather than read.
 
-A spike raster of the next iterations (the agent steps them one at a time
-and stays paused) and a histogram of each weight array, in one PNG, opened
-with the desktop's viewer where there is one. matplotlib is imported only here.
+A spike raster of the next iterations (the agent steps them one at a time,
+then runs on if it was running, or stays paused) and a histogram of each
+weight array, in one PNG, opened with the desktop's viewer where there is one. matplotlib is imported only here.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,20 @@ def plot_command(session: Any, args: list[str], out: Any, err: Any) -> int:
     except HeraError as exc:
         err.write(f"hera: {exc.line()}\n")
         return exc.exit_code
-    out.write(f"wrote {path}\n")
-    if not parsed.no_open and os.environ.get("DISPLAY") and shutil.which("xdg-open"):
-        subprocess.Popen(["xdg-open", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    viewer = None if parsed.no_open else _viewer()
+    out.write(f"wrote {path}" + ("" if viewer or parsed.no_open else " (no display to open it on)") + "\n")
+    if viewer:
+        subprocess.Popen([*viewer, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     return 0
+
+
+def _viewer() -> list[str] | None:
+    """The desktop's "open this file" command, where there is a desktop."""
+    if sys.platform == "darwin":
+        return ["open"]
+    if (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and shutil.which("xdg-open"):
+        return ["xdg-open"]
+    return None
 
 
 def write_plot(handle: Any, iterations: int, output: Path | None) -> Path:
@@ -48,8 +59,13 @@ def write_plot(handle: Any, iterations: int, output: Path | None) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    record = handle.client.request("record", timeout=None, n=iterations)
-    arrays = handle.state.all()
+    was = handle.status()["state"]
+    try:
+        record = handle.client.request("record", timeout=None, n=iterations)
+        arrays = handle.state.all()
+    finally:
+        if was == "running":  # recording pauses; a running agent goes on running
+            handle.client.request("run")
     weights = {name: a for name, a in arrays.items() if a.dtype.kind == "f" and "weight" in name}
     end = record["start"] + len(record["spikes"])
     path = output or Path.cwd() / f"{handle.callsign}-{end}.png"

@@ -9,17 +9,22 @@
   state, and a bottom line with its live iteration and rate;
 * completion of subcommands, options, families, layouts, uuids and callsigns.
 
-Loading this imports xonsh pieces but never Taichi or numpy.
+Loading this imports xonsh pieces but never Taichi, numpy or pydantic (the agent
+client comes with the first attach).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from hera import cli
 from hera.errors import HeraError
-from hera.shell.handle import AgentHandle, Unattached
+from hera.shell.handle import Unattached
+
+if TYPE_CHECKING:
+    from hera.shell.handle import AgentHandle
 
 
 def unthreadable(function: Any) -> Any:
@@ -29,6 +34,10 @@ def unthreadable(function: Any) -> Any:
     return mark(function)
 
 ALIASES_OWN = ("attach", "detach", "status", "plot")
+#: Seconds one status answer serves the prompt and the status line (they ask on every redraw).
+STATUS_FRESH = 0.25
+#: How long a redraw waits for the agent before saying it is not answering.
+STATUS_TIMEOUT = 0.5
 
 
 def _flat(stats: dict[str, Any], prefix: str = "") -> list[str]:
@@ -42,23 +51,46 @@ def _flat(stats: dict[str, Any], prefix: str = "") -> list[str]:
     return parts
 
 
+def _parse(parser: Any, args: list[str], err: Any) -> int | None:
+    """Parse ``args`` for its errors and ``--help`` only; an exit code when the alias should stop there."""
+    try:
+        parser.parse_args(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except HeraError as exc:
+        err.write(f"hera: {exc.line()}\n")
+        return exc.exit_code
+    return None
+
+
 class Session:
     """One shell's hera state: which agent is attached."""
 
     def __init__(self, xsh: Any) -> None:
         self.xsh = xsh
         self.handle: AgentHandle | None = None
+        self._status: tuple[AgentHandle, float, dict[str, Any] | str] | None = None
         self.names: list[str] = []
 
     # -- attaching --------------------------------------------------------------------------------
 
     def attach(self, store: Any, agent: Any, *, pause: bool = False, force: bool = False) -> AgentHandle:
         from hera.commands import target
+        from hera.shell.handle import AgentHandle
 
-        self.detach(quiet=True)
         client = target.connect(store, agent)
-        client.request("attach", pause=pause, force=force)
-        self.handle = AgentHandle(client, agent.uuid, agent.callsign)
+        try:
+            client.request("attach", pause=pause, force=force)
+        except HeraError as exc:
+            client.close()
+            if "holds the prompt" in str(exc):
+                raise HeraError(
+                    f"another controller holds {agent.callsign}'s prompt",
+                    hint=f"'attach --force {agent.callsign}' takes it over",
+                ) from None
+            raise
+        self.detach(quiet=True)  # only now: a failed attach keeps the agent this shell had
+        self.handle = AgentHandle(client, agent.uuid, agent.callsign, on_down=lambda: self.detach(quiet=True))
         self.xsh.ctx["agent"] = self.handle
         return self.handle
 
@@ -113,19 +145,30 @@ class Session:
             return exc.exit_code
 
     def alias_detach(self, args: list[str], stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
-        out = stdout or sys.stdout
+        out, err = stdout or sys.stdout, stderr or sys.stderr
+        parser = cli.Parser(prog="detach", description="let go of the attached agent; it stays up as it is")
+        if (code := _parse(parser, args, err)) is not None:
+            return code
         if self.handle is None:
             out.write("no agent is attached\n")
             return 0
         name = self.handle.callsign
+        try:
+            status = self.handle.status()
+            where = f"stays up, {status['state']} at iteration {status['iteration']}"
+        except HeraError:
+            where = "is no longer up"
         self.detach()
-        out.write(f"detached from {name}; it keeps running\n")
+        out.write(f"detached from {name}; it {where}\n")
         return 0
 
     def alias_status(self, args: list[str], stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
-        out = stdout or sys.stdout
+        out, err = stdout or sys.stdout, stderr or sys.stderr
+        parser = cli.Parser(prog="status", description="one line on the attached agent: state, iteration, rate, spikes")
+        if (code := _parse(parser, args, err)) is not None:
+            return code
         if self.handle is None:
-            (stderr or sys.stderr).write("hera: no agent is attached; 'attach [ID]' attaches one\n")
+            err.write("hera: no agent is attached; 'attach [ID]' attaches one\n")
             return 1
         out.write(self.status_line() + "\n")
         return 0
@@ -137,24 +180,50 @@ class Session:
 
     # -- prompt -----------------------------------------------------------------------------------
 
+    def live_status(self) -> dict[str, Any] | str:
+        """The attached agent's status for the prompt and the status line, or ``"down"`` / ``"not answering"``.
+
+        Both ask on every redraw (each key, and every second), so one answer
+        is reused for a moment, and a frozen agent is not waited on for long.
+        """
+        from hera.client import AgentGone
+
+        handle = self.handle
+        assert handle is not None
+        cached = self._status
+        if cached is not None and cached[0] is handle and time.monotonic() - cached[1] < STATUS_FRESH:
+            return cached[2]
+        try:
+            status: dict[str, Any] | str = handle.status(timeout=STATUS_TIMEOUT)
+        except AgentGone:
+            status = "down"
+        except HeraError:
+            status = "not answering"
+        self._status = (handle, time.monotonic(), status)
+        return status
+
     def prompt_field(self) -> str:
+        """``hera``, or ``hera CALLSIGN[STATE @ITERATION]`` while attached (``[down]`` once it has gone)."""
         if self.handle is None:
             return "hera"
-        try:
-            status = self.handle.status()
-        except HeraError:
-            return f"hera {self.handle.callsign}[gone]"
+        status = self.live_status()
+        if isinstance(status, str):
+            return f"hera {self.handle.callsign}[{status}]"
         return f"hera {self.handle.callsign}[{status['state']} @{status['iteration']}]"
 
+    def prompt(self) -> str:
+        return self.prompt_field() + "> "
+
     def status_line(self) -> str:
+        """One line: state, iteration, rate and spikes (per area where the family reports areas)."""
         if self.handle is None:
             return ""
-        try:
-            status = self.handle.status()
-        except HeraError:
-            return f"{self.handle.callsign}: gone"
-        stats = status.get("stats") or {}
-        spikes = "  ".join(_flat(stats))
+        status = self.live_status()
+        if status == "down":
+            return f"{self.handle.callsign} is down: 'detach', or 'up' it again and 'attach'"
+        if isinstance(status, str):
+            return f"{self.handle.callsign} not answering (a long batch, or its process is stopped)"
+        spikes = "  ".join(_flat(status.get("stats") or {}))
         return (
             f"{self.handle.callsign} {status['state']}  iteration {status['iteration']}  "
             f"{status.get('rate', 0):,.0f} it/s  {spikes}".rstrip()
@@ -177,11 +246,14 @@ class Session:
         from hera.shell.completion import install_completer
 
         install_completer(self.xsh, self)
+        env = self.xsh.env
+        env["PROMPT_FIELDS"]["hera"] = self.prompt_field  # for a PROMPT of the user's own: "{hera}> "
         if prompt:
-            env = self.xsh.env
-            env["PROMPT_FIELDS"]["hera"] = self.prompt_field
-            env["PROMPT"] = "{hera}> "
-            env["BOTTOM_TOOLBAR"] = lambda: self.status_line()
+            # Callables, redrawn every second and on each key (a template's fields are computed
+            # once per prompt, and the status line would stand still).
+            env["PROMPT"] = self.prompt
+            env["BOTTOM_TOOLBAR"] = self.status_line
+            env["UPDATE_PROMPT_ON_KEYPRESS"] = True
             env["PROMPT_REFRESH_INTERVAL"] = 1.0
 
     def uninstall(self) -> None:
@@ -191,5 +263,8 @@ class Session:
         for name in self.names:
             self.xsh.aliases.pop(name, None)
         self.names.clear()
+        fields = self.xsh.env.get("PROMPT_FIELDS")
+        if fields is not None and fields.get("hera") == self.prompt_field:
+            fields.pop("hera", None)
         self.xsh.ctx.pop("agent", None)
         uninstall_completer(self.xsh)

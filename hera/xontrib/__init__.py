@@ -4,7 +4,7 @@ The loader lives here; ``xontrib/hera.py`` (a namespace module xonsh looks
 in) only forwards to it. hera registers no ``xonsh.xontribs`` entry point on
 purpose: xonsh autoloads those into every session, and hera's aliases
 (``up``, ``down``, ``build`` …) must appear only where a user asks for them.
-Loading imports no Taichi and no numpy.
+Loading imports no Taichi, numpy or pydantic (tests/test_shell.py checks).
 """
 
 from __future__ import annotations
