@@ -18,6 +18,10 @@ from hera.agent import protocol
 from hera.errors import HeraError
 
 
+#: ``request``'s default: the connection's own timeout.
+DEFAULT_TIMEOUT: object = object()
+
+
 class AgentGone(HeraError):
     """The agent closed the connection (it went down, or was killed)."""
 
@@ -74,7 +78,7 @@ class AgentClient:
             raise AgentGone("the agent closed the connection")
         return line
 
-    def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
+    def request(self, op: str, timeout: float | None | object = DEFAULT_TIMEOUT, **args: Any) -> Any:
         """Send one request and return its result; an error reply becomes a HeraError."""
         request = protocol.Request(id=next(self.ids), op=op, args=args)
         if self.key is not None:
@@ -87,8 +91,8 @@ class AgentClient:
         except OSError as exc:
             raise AgentGone(f"lost the agent: {exc}") from None
         previous = self.sock.gettimeout()
-        if timeout is not None:
-            self.sock.settimeout(timeout)
+        if timeout is not DEFAULT_TIMEOUT:  # None: wait as long as the agent needs (down, state of a big brain)
+            self.sock.settimeout(timeout)  # type: ignore[arg-type]
         try:
             while True:
                 line = self._line()
