@@ -8,15 +8,19 @@ chunks, so neither side ever holds the whole document as one string, and each
 array carries a CRC-32 of its raw bytes so a flipped bit is caught on load.
 
 Arrays that are one value repeated (a brain's initial zero weights) are
-stored as that value alone and cost nothing however large they are.
+stored as that value alone (with the whole array's CRC-32) and cost nothing
+however large they are.
 
-Where the time goes (measured on a 2-core VM, see ``docs/benchmarks.md``):
-CRC-32 and base64 run on a small thread pool in cache-sized chunks; every
-chunk's bytes are allocated and freed on the thread that made them, because
-memory handed between threads kept glibc trimming and refaulting its heap
-(page faults are slow on these machines); writers ``pwrite`` their chunk at
-its known offset instead of queueing it for one writing thread; readers decode
-straight from the file's memory map, with no copy of the text.
+Where the time goes (figures in ``docs/benchmarks.md``, "Instance file I/O"):
+CRC-32 is 40-50 % of the CPU either way, base64 a tenth; both run on a
+small thread pool in cache-sized chunks, and every step that moves bytes does
+so without the GIL, so the two codec threads really run side by side. Each
+chunk's bytes are allocated and freed on the thread that made them: memory
+handed between threads kept glibc trimming and refaulting its heaps, and page
+faults are slow on these machines. Writers ``pwrite`` their chunk at its known
+offset instead of queueing it for one writing thread; readers decode straight
+from the file's memory map (no copy of the text), let go of each chunk's pages
+once decoded, and ask the kernel to read a window ahead.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, BinaryIO, Literal, TypeVar
@@ -49,15 +53,17 @@ DTYPES = frozenset(
 )
 MAX_NDIM = 8
 #: Raw bytes per chunk: a multiple of 3 so base64 chunks join without padding,
-#: and of every itemsize so converted pieces are whole elements. Chunks of a
-#: few MiB stay in cache between base64 and CRC yet keep the per-chunk Python
-#: overhead (tens of microseconds) well under 5 % of the work.
-CHUNK = 3 * 1024 * 1024
+#: and of every itemsize so converted pieces are whole elements. 1.5 MiB (2 MiB
+#: of text) stays in cache between base64, CRC and copy: on this project's
+#: 2-core EPYC it beat 3 and 6 MiB by 5-20 % per thread, and smaller chunks
+#: gained nothing more while paying Python's per-chunk overhead more often.
+CHUNK = 3 * 512 * 1024
 #: Base64 characters per chunk.
 TEXT_CHUNK = CHUNK // 3 * 4
+#: How far ahead of the decoders the file is read from disk (see _will_need).
+READ_AHEAD = 64 * 1024 * 1024
 Encoding = Literal["base64", "fill"]
 _PAGE = mmap.PAGESIZE
-_MODE: dict[str, Any] = {}  # XXX experiment toggles, remove
 
 
 class ArrayError(ValueError):
@@ -161,25 +167,20 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(workers, thread_name_prefix="hera-codec")
 
 
-def _ordered(fn: Callable[[T], R], items: Iterable[T], bounded: bool = True) -> Iterator[R]:
-    """``map`` on the codec threads, results in order.
+def _ordered(fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+    """``map`` on the codec threads, in order, with a few tasks queued at a time.
 
-    ``bounded`` keeps only a few tasks queued, for items that hold memory of
-    their own (converted chunks). Without it every task is queued at once, so
-    the workers never wait for this thread to hand them the next one: on a
-    busy machine each such wake-up can cost a whole scheduler time slice.
-
-    On the way out, error or not, it waits for every task already running:
-    they write into the caller's array or file, which must outlive them (a
-    late ``pwrite`` to a closed and reused descriptor would hit another file).
+    For items that hold memory of their own (converted chunks, encoded text
+    waiting for its turn to be written). On the way out, error or not, it
+    waits for the tasks already running (see :func:`_run_all`).
     """
     pool = _pool()
-    limit = 2 * pool._max_workers if bounded else None
+    limit = 2 * pool._max_workers
     pending: deque[Future[R]] = deque()
     try:
         for item in items:
             pending.append(pool.submit(fn, item))
-            if limit is not None and len(pending) >= limit:
+            if len(pending) >= limit:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
@@ -187,6 +188,32 @@ def _ordered(fn: Callable[[T], R], items: Iterable[T], bounded: bool = True) -> 
         for future in pending:
             future.cancel()
         wait(pending)
+
+
+def _run_all(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``fn`` of every item on the codec threads; the results in order.
+
+    Every task is queued at once and this thread sleeps until all are done
+    (or one fails): workers never wait for it to hand them the next chunk,
+    which on a busy machine can cost a whole scheduler time slice each time.
+    Only for tasks whose items are cheap (offsets, views) and results small.
+
+    Error or not, it returns only once no task is running: they write into
+    the caller's array or file, which must outlive them (a late ``pwrite`` to
+    a closed and reused descriptor would land in another file).
+    """
+    futures = [_pool().submit(fn, item) for item in items]
+    try:
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            error = future.exception() if future.done() else None
+            if error is not None:
+                raise error  # the first failure in order, as a plain loop would raise it
+        return [future.result() for future in futures]
+    finally:
+        for future in futures:
+            future.cancel()
+        wait(futures)
 
 
 def _write_all(out: BinaryIO, data: bytes | memoryview) -> None:
@@ -226,7 +253,7 @@ def _encode(chunk: memoryview) -> tuple[int, int, bytes]:
 def _encode_base64(out: BinaryIO, array: np.ndarray, little: np.dtype[Any]) -> int:
     """Write the base64 of ``array`` to ``out``; return the CRC-32 of its raw bytes."""
     crc = 0
-    fd = _positional_fd(out) if not _MODE.get("seq") else None
+    fd = _positional_fd(out)
     if fd is None:
         for piece_crc, length, text in _ordered(_encode, _chunks(array, little)):
             crc = crclib.combine(crc, piece_crc, length)
@@ -242,13 +269,15 @@ def _encode_base64(out: BinaryIO, array: np.ndarray, little: np.dtype[Any]) -> i
         index, chunk = item
         text = pybase64.b64encode(chunk)
         _pwrite_all(fd, text, base + index * TEXT_CHUNK)
-        if _MODE.get("fadvise"):
-            os.posix_fadvise(fd, base + index * TEXT_CHUNK, len(text), os.POSIX_FADV_DONTNEED)
         return zlib.crc32(chunk), len(chunk)
 
+    chunks = enumerate(_chunks(array, little))
+    if array.flags.c_contiguous and array.dtype == little:  # chunks are views: queue them all
+        results: Iterable[tuple[int, int]] = _run_all(encode_at, chunks)
+    else:
+        results = _ordered(encode_at, chunks)
     total = 0
-    views = array.flags.c_contiguous and array.dtype == little  # chunks are views, not copies
-    for piece_crc, length in _ordered(encode_at, enumerate(_chunks(array, little)), bounded=not views):
+    for piece_crc, length in results:
         crc = crclib.combine(crc, piece_crc, length)
         total += length
     out.seek(base + 4 * ((total + 2) // 3))
@@ -263,8 +292,11 @@ def write_array(out: BinaryIO, array: np.ndarray) -> None:
     if is_constant(array):
         first = array.reshape(1) if array.ndim == 0 else array[(slice(0, 1),) * array.ndim].reshape(1)
         # Through unsigned integers: a byte-order change that cannot touch a NaN's payload.
-        element = _bits(first).astype(f"<u{array.itemsize}")
-        meta |= {"encoding": "fill", "data": pybase64.b64encode(element.tobytes()).decode()}
+        element = _bits(first).astype(f"<u{array.itemsize}").tobytes()
+        # The checksum of the whole array, as for base64 data: without it a
+        # flipped bit in the one stored value would quietly change every element.
+        crc = crclib.repeat(zlib.crc32(element), len(element), array.size)
+        meta |= {"encoding": "fill", "data": pybase64.b64encode(element).decode(), "crc32": crc}
         _write_all(out, json.dumps(meta).encode())
         return
     head = json.dumps(meta | {"encoding": "base64"})[:-1]
@@ -326,7 +358,10 @@ class ArrayEntry:
         if not isinstance(data, (str, Span)):
             raise ArrayError(f"arrays.{name}.data: expected a base64 string")
         crc = raw.get("crc32")
-        if encoding == "base64" and not (isinstance(crc, int) and not isinstance(crc, bool) and 0 <= crc < 2**32):
+        # Required for base64 data; fills written before fills had one lack it.
+        if (encoding == "base64" or crc is not None) and not (
+            isinstance(crc, int) and not isinstance(crc, bool) and 0 <= crc < 2**32
+        ):
             raise ArrayError(f"arrays.{name}.crc32: expected the CRC-32 of the data")
         entry = cls(name, np.dtype(code), tuple(shape), encoding, data, crc)
         expected = entry.nbytes if encoding == "base64" else entry.dtype.itemsize
@@ -347,12 +382,11 @@ class ArrayEntry:
         if self.encoding == "fill":
             return self._fill(self._text(buf))
         array = np.empty(self.shape, dtype=self.dtype)
-        out = memoryview(array.reshape(-1).view(np.uint8))
+        out = array.reshape(-1).view(np.uint8)
         if isinstance(self.data, str):
             text = self.data.encode("ascii", "replace")  # '?' is not base64: a clean error below
             raw = self._decode_text(text, len(out), last=True)
-            if raw:
-                out[:] = raw
+            out[:] = np.frombuffer(raw, dtype=np.uint8)
             crc = zlib.crc32(raw)
         else:
             crc = self._decode_span(self.data, fd, buf, out)
@@ -360,7 +394,7 @@ class ArrayEntry:
             raise ArrayError(f"arrays.{self.name}: checksum mismatch (the file was damaged or edited)")
         return array
 
-    def _decode_span(self, span: Span, fd: int, buf: Any, out: memoryview) -> int:
+    def _decode_span(self, span: Span, fd: int, buf: Any, out: np.ndarray) -> int:
         mapped = buf if isinstance(buf, mmap.mmap) else None
         total = len(out)
 
@@ -369,9 +403,10 @@ class ArrayEntry:
             offset = (start - span.start) // 4 * 3
             last = end == span.end
             expected = total - offset if last else CHUNK
-            if mapped is None or _MODE.get("read") == "pread":
-                raw = self._decode_text(_pread(fd, start, end), expected, last)
+            if mapped is None:
+                raw = self._decode_text(_pread(self.name, fd, start, end), expected, last)
             else:
+                _will_need(fd, start + READ_AHEAD, min(span.end, end + READ_AHEAD))
                 with memoryview(mapped)[start:end] as text:
                     raw = self._decode_text(text, expected, last)
                 # Done with these pages: drop them from this process's resident
@@ -380,11 +415,15 @@ class ArrayEntry:
                 # a shared file mapping just faults a dropped page back in.
                 aligned = start - start % _PAGE
                 mapped.madvise(mmap.MADV_DONTNEED, aligned, end - aligned)
-            out[offset : offset + len(raw)] = raw
+            # numpy copies without the GIL; a memoryview copy holds it, and
+            # the other codec thread with it.
+            out[offset : offset + len(raw)] = np.frombuffer(raw, dtype=np.uint8)
             return zlib.crc32(raw), len(raw)
 
+        if mapped is not None:
+            _will_need(fd, span.start, min(span.end, span.start + READ_AHEAD))
         crc = 0
-        for piece_crc, length in _ordered(piece, range(span.start, span.end, TEXT_CHUNK), bounded=False):
+        for piece_crc, length in _run_all(piece, range(span.start, span.end, TEXT_CHUNK)):
             crc = crclib.combine(crc, piece_crc, length)
         return crc
 
@@ -405,6 +444,9 @@ class ArrayEntry:
         if isinstance(text, str):
             text = text.encode("ascii", "replace")
         raw = self._decode_text(text, self.dtype.itemsize, last=True)
+        count = int(np.prod(self.shape, dtype=np.int64))
+        if self.crc32 is not None and crclib.repeat(zlib.crc32(raw), len(raw), count) != self.crc32:
+            raise ArrayError(f"arrays.{self.name}: checksum mismatch (the file was damaged or edited)")
         bits = np.dtype(f"<u{self.dtype.itemsize}")
         value = np.frombuffer(raw, dtype=bits)[0]
         # Filled as unsigned integers so a NaN payload survives bit for bit; a
@@ -416,10 +458,22 @@ class ArrayEntry:
         return self.data if isinstance(self.data, str) else bytes(buf[self.data.start : self.data.end])
 
 
+def _will_need(fd: int, start: int, end: int) -> None:
+    """Ask the kernel to start reading ``[start, end)`` of the file now.
+
+    A file not in the page cache (an agent upped after a reboot) is otherwise
+    read a page fault at a time, at half the speed; advising a fixed window
+    ahead keeps the disk busy without reading more than that window early.
+    (``posix_fadvise`` rather than the map's ``madvise``: it lets go of the GIL.)
+    """
+    if end > start:
+        os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_WILLNEED)
+
+
 _local = threading.local()
 
 
-def _pread(fd: int, start: int, end: int) -> memoryview:
+def _pread(name: str, fd: int, start: int, end: int) -> memoryview:
     """Read ``[start, end)`` into this thread's reused buffer (fresh memory faults slowly)."""
     size = end - start
     buffer = getattr(_local, "buffer", None)
@@ -430,7 +484,7 @@ def _pread(fd: int, start: int, end: int) -> memoryview:
     while done < size:  # short reads happen on some filesystems
         got = os.preadv(fd, [view[done:]], start + done)
         if not got:
-            raise ArrayError("file ended inside array data (truncated)")
+            raise ArrayError(f"arrays.{name}.data: the file ends inside it (truncated)")
         done += got
     return view
 

@@ -58,3 +58,20 @@ def combine(crc1: int, crc2: int, length2: int) -> int:
     if length2 <= 0 or crc1 == 0:  # zero times anything is zero: skip the power
         return crc2 if length2 > 0 else crc1
     return _multiply(_shift(length2), crc1) ^ crc2
+
+
+def repeat(crc: int, length: int, count: int) -> int:
+    """CRC-32 of ``count`` copies of a piece whose CRC-32 is ``crc``, in O(log count).
+
+    A "fill" array is one element repeated, perhaps a billion times: its
+    checksum comes from doubling, never from walking the bytes.
+    """
+    result = 0
+    while count:
+        if count & 1:
+            result = combine(result, crc, length)
+        count >>= 1
+        if count:
+            crc = combine(crc, crc, length)
+            length *= 2
+    return result

@@ -135,19 +135,20 @@ def save(
     read back and every checksum verified before it replaces the old one, and
     the old one stays beside it as ``<file>.prev``: see :func:`load_or_previous`.
     """
-    from hera.arrays import write_array
+    from hera.arrays import _write_all as write_all, write_array
 
     head = json.dumps(header.model_dump(mode="json", exclude_none=True), indent=2)
     verify = (lambda written: load(written) and None) if keep_previous else None
     with atomic_write(Path(path), mode, overwrite=overwrite, keep_previous=keep_previous, verify=verify) as out:
-        out.write(
+        write_all(
+            out,
             f'{{"format": "{FORMAT}", "format_version": {FORMAT_VERSION},\n'
-            f'"header": {head},\n"arrays": {{'.encode()
+            f'"header": {head},\n"arrays": {{'.encode(),
         )
         for index, (name, array) in enumerate(arrays.items()):
-            out.write((",\n" if index else "\n").encode() + json.dumps(name).encode() + b": ")
+            write_all(out, (",\n" if index else "\n").encode() + json.dumps(name).encode() + b": ")
             write_array(out, array)
-        out.write(b"\n}}\n")
+        write_all(out, b"\n}}\n")
 
 
 class InstanceFile:

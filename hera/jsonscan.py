@@ -15,6 +15,7 @@ depth so malicious input cannot exhaust the stack.
 from __future__ import annotations
 
 import json
+import mmap
 import re
 from dataclasses import dataclass
 from collections.abc import Callable
@@ -129,11 +130,25 @@ class Scanner:
                 break
             end = self.buf.find(b'"', end + 1)
         if end - start > self.lazy and self.buf.find(b"\\", start, end) < 0:
+            self._release(start, end)
             return Span(start, end), end + 1
         try:
             return json.loads(bytes(self.buf[pos : end + 1])), end + 1
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ScanError(f"invalid string ({exc})", pos) from None
+
+    def _release(self, start: int, end: int) -> None:
+        """Drop a searched-through string's pages from the resident set.
+
+        Without a length hint (a hand-reordered file puts ``data`` before
+        ``dtype``) the search for the closing quote reads gigabytes of base64;
+        a mapped file's pages stay in the page cache, but need not also count
+        against this process until the codec reads them again, chunk by chunk.
+        """
+        if isinstance(self.buf, mmap.mmap):
+            first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE  # whole pages inside only
+            if end - first >= mmap.PAGESIZE:
+                self.buf.madvise(mmap.MADV_DONTNEED, first, end - first - (end - first) % mmap.PAGESIZE)
 
     def object(self, pos: int, depth: int) -> tuple[dict[str, Any], int]:
         result: dict[str, Any] = {}

@@ -93,7 +93,7 @@ def test_installing_an_installed_uuid_is_refused_and_says_what_to_do(hera):
 
     for name in ("brain.json", "copy.json"):
         refused = hera("install", name)
-        one_error_line(refused, "already installed", header["uuid"], "uninstall it first", rc=1)
+        one_error_line(refused, "already installed", header["uuid"], "--as-new", f"hera --uuid {header['uuid'][:8]} up", rc=1)
         assert refused.out == ""
 
     assert cached(hera) == [in_cache]
