@@ -250,15 +250,10 @@ def peer_python(folder: Path, quiet: bool) -> tuple[Path | None, bool]:
 
 
 def machine() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}"
+    from hera.devices import cpu
+
+    host = cpu()
+    return f"{host.name}, {host.cores} cores, Python {platform.python_version()}"
 
 
 def main(argv: list[str] | None = None) -> int:
