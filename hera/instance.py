@@ -138,7 +138,7 @@ def save(
     from hera.arrays import _write_all as write_all, write_array
 
     head = json.dumps(header.model_dump(mode="json", exclude_none=True), indent=2)
-    verify = (lambda written: load(written) and None) if keep_previous else None
+    verify = verify_file if keep_previous else None
     with atomic_write(Path(path), mode, overwrite=overwrite, keep_previous=keep_previous, verify=verify) as out:
         write_all(
             out,
@@ -149,6 +149,11 @@ def save(
             write_all(out, (",\n" if index else "\n").encode() + json.dumps(name).encode() + b": ")
             write_array(out, array)
         write_all(out, b"\n}}\n")
+
+
+def _where_what(message: str) -> tuple[str, str]:
+    where, _, what = message.partition(": ")
+    return (where, what) if what else ("arrays", where)
 
 
 class InstanceFile:
@@ -227,7 +232,7 @@ class InstanceFile:
         try:
             self.entries = {name: ArrayEntry.parse(name, raw) for name, raw in raw_arrays.items()}
         except ArrayError as exc:
-            raise _fail(self.path, *str(exc).split(": ", 1)) from None
+            raise _fail(self.path, *_where_what(str(exc))) from None
 
     def array(self, name: str) -> np.ndarray:
         from hera.arrays import ArrayError
@@ -237,7 +242,7 @@ class InstanceFile:
         try:
             return self.entries[name].decode(self._fd, self._map)
         except ArrayError as exc:
-            raise _fail(self.path, *str(exc).split(": ", 1)) from None
+            raise _fail(self.path, *_where_what(str(exc))) from None
 
     def load(self) -> Instance:
         return Instance(self.header, {name: self.array(name) for name in self.entries})
@@ -311,6 +316,13 @@ def load(path: Path) -> Instance:
     """Read and verify a whole instance: every field, every checksum."""
     with InstanceFile(path) as opened:
         return opened.load()
+
+
+def verify_file(path: Path) -> None:
+    """Read back every field and checksum, one array at a time (peak: the largest array)."""
+    with InstanceFile(path) as opened:
+        for name in opened.entries:
+            opened.array(name)
 
 
 def load_or_previous(path: Path) -> tuple[Instance, str | None]:
