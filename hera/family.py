@@ -97,6 +97,34 @@ class Family(ABC):
         except ValidationError as exc:
             raise params_error(self, exc, layout, overrides) from None
 
+    def new_header(
+        self,
+        layout: str,
+        params: Params,
+        seed: int,
+        *,
+        uuid: str | None = None,
+        callsign: str | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> Header:
+        """The header of a new, dead instance of this family (build, tests and scripts share it)."""
+        import uuid as uuidlib
+
+        from hera import callsign as callsigns
+        from hera.instance import FamilyRef, Header, now
+
+        uuid = uuid or str(uuidlib.uuid4())
+        return Header(
+            uuid=uuid,
+            callsign=callsign or callsigns.suggest(uuid),
+            family=FamilyRef(name=self.name, version=self.version),
+            layout=layout,
+            params=params.model_dump(mode="json"),
+            seed=seed,
+            created=now(),
+            summary=summary or {},
+        )
+
     @abstractmethod
     def build(self, params: Params, seed: int) -> Built:
         """Create the arrays of a new instance: static structure and initial weights, no dynamic state."""

@@ -57,24 +57,12 @@ def init_taichi() -> None:
 
 def new_agent(layout: str, seed: int) -> tuple[Any, Any]:
     """A freshly built instance's header and its runtime (as ``hera up`` of a new file would make)."""
-    import uuid
-
     from abraxas import Abraxas
-    from hera.instance import FamilyRef, Header, now
 
     family = Abraxas()
     params = family.resolve(layout)
     built = family.build(params, seed)
-    header = Header(
-        uuid=str(uuid.uuid4()),
-        callsign="learning-curve",
-        family=FamilyRef(name=family.name, version=family.version),
-        layout=layout,
-        params=params.model_dump(mode="json"),
-        seed=seed,
-        created=now(),
-        summary=built.summary,
-    )
+    header = family.new_header(layout, params, seed, callsign="learning-curve", summary=built.summary)
     return header, family.runtime(header, built.arrays, "cpu")
 
 

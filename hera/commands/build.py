@@ -29,8 +29,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(ctx: Any) -> int:
-    from hera import callsign, config, family as families
-    from hera.instance import FamilyRef, Header, now, save
+    from hera import config, family as families
+    from hera.instance import save
 
     settings = ctx.settings()
     if settings.family is None:
@@ -48,15 +48,8 @@ def run(ctx: Any) -> int:
         what = "is not a directory" if path.parent.exists() else "does not exist"
         raise HeraError(f"cannot write {path}: {path.parent} {what}", hint="create the directory or choose another -o FILE")
     built = family.build(params, seed)
-    header = Header(
-        uuid=uuid,
-        callsign=settings.callsign or callsign.suggest(uuid),
-        family=FamilyRef(name=family.name, version=family.version),
-        layout=settings.layout,
-        params=params.model_dump(mode="json"),
-        seed=seed,
-        created=now(),
-        summary=built.summary,
+    header = family.new_header(
+        settings.layout, params, seed, uuid=uuid, callsign=settings.callsign, summary=built.summary
     )
     try:
         save(path, header, built.arrays, overwrite=ctx.args.force)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from abraxas import Abraxas, AbraxasParams
-from hera.instance import FamilyRef, Header, now
+from hera.instance import Header
 
 HERE = Path(__file__).parent
 
@@ -31,15 +31,7 @@ def init_taichi() -> None:
 
 
 def header_for(params: AbraxasParams, seed: int = 7, layout: str = "example") -> Header:
-    return Header(
-        uuid=str(uuidlib.UUID(int=seed + 1)),
-        callsign="test-brain",
-        family=FamilyRef(name=Abraxas.name, version=Abraxas.version),
-        layout=layout,
-        params=params.model_dump(mode="json"),
-        seed=seed,
-        created=now(),
-    )
+    return Abraxas().new_header(layout, params, seed, uuid=str(uuidlib.UUID(int=seed + 1)), callsign="test-brain")
 
 
 def params_for(layout: str = "example", overrides: Mapping[str, Any] | None = None) -> AbraxasParams:

@@ -6,7 +6,7 @@ import uuid as uuidlib
 from collections.abc import Mapping
 from typing import Any
 
-from hera.instance import FamilyRef, Header, now
+from hera.instance import Header
 from vogels_abbott import CubaParams, VogelsAbbott
 
 #: Small enough for the numpy reference, busy enough to spike every few iterations.
@@ -18,12 +18,4 @@ def params_for(layout: str = "example", overrides: Mapping[str, Any] | None = No
 
 
 def header_for(params: CubaParams, seed: int, layout: str = "example") -> Header:
-    return Header(
-        uuid=str(uuidlib.UUID(int=seed + 1)),
-        callsign="test-cuba",
-        family=FamilyRef(name=VogelsAbbott.name, version=VogelsAbbott.version),
-        layout=layout,
-        params=params.model_dump(mode="json"),
-        seed=seed,
-        created=now(),
-    )
+    return VogelsAbbott().new_header(layout, params, seed, uuid=str(uuidlib.UUID(int=seed + 1)), callsign="test-cuba")
