@@ -115,6 +115,19 @@ class Context:
         return self._gathered[1]
 
 
+def context(command: str, *, out: TextIO | None = None, err: TextIO | None = None, shell: Any = None, **values: Any) -> Context:
+    """A Context for code that runs commands' logic without a command line (shell aliases, completion).
+
+    Every global option starts at the parser's own default, so adding one never
+    leaves such callers with a Namespace that lacks it.
+    """
+    args = build_parser().parse_args([])
+    args.command = command
+    for name, value in values.items():
+        setattr(args, name, value)
+    return Context(args, out=sys.stdout if out is None else out, err=sys.stderr if err is None else err, shell=shell)
+
+
 def build_parser() -> Parser:
     from hera.commands import COMMANDS
 

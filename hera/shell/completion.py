@@ -32,8 +32,6 @@ def _options() -> dict[str, list[str]]:
 
 def _values(option: str) -> list[str]:
     """What may follow an option that takes a family, layout or agent."""
-    import argparse
-
     from hera import cli
     from hera.errors import HeraError
 
@@ -48,10 +46,7 @@ def _values(option: str) -> list[str]:
         if option in ("--uuid", "--callsign", "--identifier"):
             from hera.commands import target
 
-            args = argparse.Namespace(
-                command="complete", family=None, layout=None, seed=None, device=None, cache_dir=None, assignments=[]
-            )
-            agents = [agent for _, agent in target.installed(cli.Context(args))]
+            agents = [agent for _, agent in target.installed(cli.context("complete"))]
             uuids = [a.uuid[:8] for a in agents]
             names = [a.callsign for a in agents]
             return {"--uuid": uuids, "--callsign": names}.get(option, uuids + names)

@@ -7,7 +7,6 @@ weight array, in one PNG, opened with the desktop's viewer where there is one. m
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -25,11 +24,12 @@ def plot_command(session: Any, args: list[str], out: Any, err: Any) -> int:
     parser.add_argument("-n", "--iterations", type=int, default=300, help="iterations to record (default 300)")
     parser.add_argument("-o", "--output", type=Path, help="PNG to write (default ./<callsign>-<iteration>.png)")
     parser.add_argument("--no-open", action="store_true", help="do not open a viewer")
+    from hera.shell.session import parse_alias
+
+    parsed = parse_alias(parser, args, err)
+    if isinstance(parsed, int):
+        return parsed
     try:
-        try:
-            parsed = parser.parse_args(args)
-        except SystemExit as exc:
-            return int(exc.code or 0)
         if session.handle is None:
             raise HeraError("no agent is attached", hint="'attach [ID]' first")
         path = write_plot(session.handle, parsed.iterations, parsed.output)

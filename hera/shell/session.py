@@ -51,16 +51,15 @@ def _flat(stats: dict[str, Any], prefix: str = "") -> list[str]:
     return parts
 
 
-def _parse(parser: Any, args: list[str], err: Any) -> int | None:
-    """Parse ``args`` for its errors and ``--help`` only; an exit code when the alias should stop there."""
+def parse_alias(parser: Any, args: list[str], err: Any) -> Any:
+    """An alias's arguments parsed, or the exit code when it should stop there (``--help``, a usage error)."""
     try:
-        parser.parse_args(args)
+        return parser.parse_args(args)
     except SystemExit as exc:
         return int(exc.code or 0)
     except HeraError as exc:
         err.write(f"hera: {exc.line()}\n")
         return exc.exit_code
-    return None
 
 
 class Session:
@@ -119,23 +118,17 @@ class Session:
         return self._attach_cli(args, stdout or sys.stdout, stderr or sys.stderr)
 
     def _attach_cli(self, args: list[str], out: Any, err: Any) -> int:
-        import argparse
-
         from hera.commands import target
 
         parser = cli.Parser(prog="attach", description="attach this shell to an up agent")
         parser.add_argument("id", nargs="?", help="UUID, prefix or callsign (default: the only agent up)")
         parser.add_argument("--pause", action="store_true", help="pause its inner loop on attaching")
         parser.add_argument("--force", action="store_true", help="take the prompt from another controller")
+        parsed = parse_alias(parser, args, err)
+        if isinstance(parsed, int):
+            return parsed
         try:
-            try:
-                parsed = parser.parse_args(args)
-            except SystemExit as exc:
-                return int(exc.code or 0)
-            namespace = argparse.Namespace(uuid=None, identifier=parsed.id, callsign=None, command="attach",
-                                           family=None, layout=None, seed=None, device=None, cache_dir=None,
-                                           assignments=[])
-            ctx = cli.Context(namespace, out=out, err=err, shell=self)
+            ctx = cli.context("attach", out=out, err=err, shell=self, identifier=parsed.id)
             store, agent = target.select_up(ctx, verb="attach")
             handle = self.attach(store, agent, pause=parsed.pause, force=parsed.force)
             out.write(f"attached {handle!r}; 'agent' is it, 'detach' lets go\n")
@@ -147,7 +140,7 @@ class Session:
     def alias_detach(self, args: list[str], stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
         out, err = stdout or sys.stdout, stderr or sys.stderr
         parser = cli.Parser(prog="detach", description="let go of the attached agent; it stays up as it is")
-        if (code := _parse(parser, args, err)) is not None:
+        if isinstance(code := parse_alias(parser, args, err), int):
             return code
         if self.handle is None:
             out.write("no agent is attached\n")
@@ -165,7 +158,7 @@ class Session:
     def alias_status(self, args: list[str], stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
         out, err = stdout or sys.stdout, stderr or sys.stderr
         parser = cli.Parser(prog="status", description="one line on the attached agent: state, iteration, rate, spikes")
-        if (code := _parse(parser, args, err)) is not None:
+        if isinstance(code := parse_alias(parser, args, err), int):
             return code
         if self.handle is None:
             err.write("hera: no agent is attached; 'attach [ID]' attaches one\n")

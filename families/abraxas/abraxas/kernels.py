@@ -302,14 +302,11 @@ class Engine:
 
         @ti.kernel
         def run_once(t: ti.i64, first_clock: ti.i64):
-            """One iteration, each phase a parallel task (GPUs); the host checks ``hit`` between launches."""
-            byte = byte_at(t, first_clock)
-            winner_key[None] = -1
-            integrate(t, byte)
-            decide(t, byte)
-            learn_output(t, byte)
-            learn_hidden(t)
-            push(t)
+            """One iteration, each phase a parallel task (GPUs); the host checks ``hit`` between launches.
+
+            The phases' loops stay top-level once ``iterate`` is inlined, so each is a parallel task here.
+            """
+            iterate(t, first_clock)
 
         self.run_fused = run_fused
         self.run_once = run_once
