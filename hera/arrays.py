@@ -11,6 +11,20 @@ Arrays that are one value repeated (a brain's initial zero weights) are
 stored as that value alone (with the whole array's CRC-32) and cost nothing
 however large they are.
 
+In an instance file (format 2 on) the CRC-32 also covers what says how to
+read the bytes: it is the CRC-32 of ``NAME\0DTYPE\0SHAPE\0`` (the name in
+UTF-8, the dtype code such as ``<f4``, the sizes joined by commas) followed by
+the raw bytes. A name is what tells a family which array is which, so a bit
+flipped in ``state.potential`` must be caught like one flipped in its data;
+so must ``<i4`` edited to ``<f4`` or ``[64]`` to ``[8, 8]``, which keep the
+bytes and change the brain. (Format 1, still read, covered the bytes alone: a
+renamed array loaded as another one.)
+
+Nothing an entry claims is believed before it is checked with exact integer
+arithmetic: a shape's product against :data:`MAX_ARRAY_BYTES`, base64 data
+against the bytes the shape needs, and an array's size against this machine's
+memory before anything is allocated (a ``fill`` entry claims its size for free).
+
 Where the time goes (figures in ``docs/benchmarks.md``, "Instance file I/O"):
 CRC-32 is 40-50 % of the CPU either way, base64 a tenth; both run on a
 small thread pool in cache-sized chunks, and every step that moves bytes does
@@ -27,8 +41,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import mmap
 import os
+import resource
 import threading
 import zlib
 from collections import deque
@@ -42,7 +58,8 @@ import numpy as np
 import pybase64
 
 from hera import crc as crclib
-from hera.jsonscan import Span
+from hera.jsonscan import Span, label
+from hera.table import human_bytes
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -52,6 +69,16 @@ DTYPES = frozenset(
     ["|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2", "<f4", "<f8"]
 )
 MAX_NDIM = 8
+#: No dimension reaches this; with MAX_NDIM, products stay small Python integers.
+MAX_DIM = 1 << 40
+#: The most bytes one array, and all of an instance's arrays together, may claim:
+#: 1 TiB, several times the memory of the largest accelerator of 2026 (the
+#: ``datacenter`` layout of abraxas is about 70 GB). A ``fill`` entry could claim
+#: any size in a few bytes of JSON; this cap bounds every loop and allocation
+#: that follows from a shape, whatever the machine.
+MAX_ARRAY_BYTES = 1 << 40
+#: Longest array name, in characters; names are printable (they appear in error lines).
+MAX_NAME = 256
 #: Raw bytes per chunk: a multiple of 3 so base64 chunks join without padding,
 #: and of every itemsize so converted pieces are whole elements. 1.5 MiB (2 MiB
 #: of text) stays in cache between base64, CRC and copy: on this project's
@@ -68,6 +95,69 @@ _PAGE = mmap.PAGESIZE
 
 class ArrayError(ValueError):
     """An array entry that does not describe the bytes it claims."""
+
+
+class TooLarge(ArrayError):
+    """A valid entry that this machine has not the memory to load (not damage: no fallback)."""
+
+
+def check_name(name: str) -> None:
+    """Refuse a name that could not appear, as it is, in one line of an error message."""
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME or not name.isprintable():
+        raise ArrayError(f"arrays.{name!r:.80}: a name must be 1 to {MAX_NAME} printable characters")
+
+
+def seal(name: str, code: str, shape: tuple[int, ...], crc: int, length: int) -> int:
+    """The CRC-32 of an entry's description (see the module's docstring), then ``length`` bytes whose CRC-32 is ``crc``.
+
+    NULs end the fields (names are printable, codes and sizes are ASCII), so
+    no other description and data make the same bytes. Joined with
+    :func:`hera.crc.combine`: the data is never walked twice.
+    """
+    described = f"{name}\0{code}\0{','.join(map(str, shape))}\0".encode("utf-8")
+    return crclib.combine(zlib.crc32(described), crc, length)
+
+
+@cache
+def memory_limit() -> int:
+    """The memory this process may ever use: physical memory, or its cgroup's or address-space limit if lower."""
+    limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        limit = min(limit, soft)
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as handle:
+                text = handle.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limit = min(limit, int(text))
+    return limit
+
+
+def check_memory(where: str, nbytes: int) -> None:
+    """Refuse, before allocating, what could never fit in this machine's memory.
+
+    Without it a large claim raised MemoryError from numpy (a traceback) or,
+    with overcommit, was granted and then killed the process later.
+    """
+    if nbytes > memory_limit():
+        raise TooLarge(
+            f"{where}: needs {human_bytes(nbytes)} of memory to load, more than this machine has "
+            f"({human_bytes(memory_limit())})"
+        )
+
+
+def _allocate(where: str, shape: tuple[int, ...], dtype: np.dtype[Any], fill: Any = 0) -> np.ndarray:
+    """An array of ``shape`` (zeros, or ``fill``), or :class:`TooLarge` instead of MemoryError."""
+    check_memory(where, math.prod(shape) * dtype.itemsize)
+    try:
+        # a zero fill maps untouched zero pages and costs no memory until written
+        return np.zeros(shape, dtype) if fill == 0 else np.full(shape, fill, dtype)
+    except (MemoryError, ValueError):  # ValueError: numpy's "array is too big"
+        nbytes = math.prod(shape) * dtype.itemsize
+        raise TooLarge(f"{where}: the {human_bytes(nbytes)} of memory to load it are not available") from None
 
 
 def dtype_code(dtype: np.dtype[Any]) -> str:
@@ -110,15 +200,22 @@ def _pieces(array: np.ndarray, dtype: np.dtype[Any]) -> Iterator[np.ndarray]:
         yield piece
 
 
+def _without_repeats(array: np.ndarray) -> np.ndarray:
+    """``array`` with every broadcast (zero-stride) axis cut to length one: a repeat cannot differ from itself."""
+    return array[tuple(slice(0, 1) if stride == 0 else slice(None) for stride in array.strides)]
+
+
 def is_constant(array: np.ndarray) -> bool:
     """True when every element has the same bit pattern (so NaNs and -0.0 count).
 
     A few samples settle almost every array that is not constant without a
     pass over it; the full check then runs piece by piece and stops at the
-    first difference, with no array-sized temporary.
+    first difference, with no array-sized temporary. Broadcast axes are
+    looked at once (``np.broadcast_to`` of one value is constant in O(1)).
     """
     if array.size == 0:
         return False
+    array = _without_repeats(array)
     bits = _bits(array)
     first = bits[np.unravel_index(0, bits.shape)]
     for sample in {array.size - 1, array.size // 2, min(1, array.size - 1)}:
@@ -284,8 +381,14 @@ def _encode_base64(out: BinaryIO, array: np.ndarray, little: np.dtype[Any]) -> i
     return crc
 
 
-def write_array(out: BinaryIO, array: np.ndarray) -> None:
-    """Write one array entry (a JSON object) to ``out``, streaming its data."""
+def write_array(out: BinaryIO, array: np.ndarray, name: str | None = None) -> None:
+    """Write one array entry (a JSON object) to ``out``, streaming its data.
+
+    With ``name`` (an instance file) the checksum covers name, dtype and shape
+    too (see the module's docstring); without it (a runtime snapshot) only the data.
+    """
+    if name is not None:
+        check_name(name)
     code = dtype_code(array.dtype)
     little = np.dtype(code)
     meta = {"dtype": code, "shape": list(array.shape)}
@@ -296,12 +399,16 @@ def write_array(out: BinaryIO, array: np.ndarray) -> None:
         # The checksum of the whole array, as for base64 data: without it a
         # flipped bit in the one stored value would quietly change every element.
         crc = crclib.repeat(zlib.crc32(element), len(element), array.size)
+        if name is not None:
+            crc = seal(name, code, array.shape, crc, array.nbytes)
         meta |= {"encoding": "fill", "data": pybase64.b64encode(element).decode(), "crc32": crc}
         _write_all(out, json.dumps(meta).encode())
         return
     head = json.dumps(meta | {"encoding": "base64"})[:-1]
     _write_all(out, head.encode() + b', "data": "')
     crc = _encode_base64(out, array, little)
+    if name is not None:
+        crc = seal(name, code, array.shape, crc, array.nbytes)
     _write_all(out, b'", "crc32": ' + str(crc).encode() + b"}")
 
 
@@ -310,12 +417,10 @@ def data_length_hint(entry: dict[str, Any], key: str) -> int | None:
     if key != "data" or entry.get("encoding") != "base64" or entry.get("dtype") not in DTYPES:
         return None
     shape = entry.get("shape")
-    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
-        return None
-    nbytes = np.dtype(entry["dtype"]).itemsize
-    for n in shape:
-        nbytes *= n
-    return 4 * ((nbytes + 2) // 3)
+    if not isinstance(shape, list) or len(shape) > MAX_NDIM or not all(type(n) is int and 0 <= n < MAX_DIM for n in shape):
+        return None  # ArrayEntry.parse says what is wrong
+    nbytes = math.prod(shape) * np.dtype(entry["dtype"]).itemsize
+    return 4 * ((nbytes + 2) // 3) if nbytes <= MAX_ARRAY_BYTES else None
 
 
 @dataclass(frozen=True)
@@ -328,42 +433,48 @@ class ArrayEntry:
     encoding: Encoding
     data: Span | str
     crc32: int | None
+    #: Whether ``crc32`` covers name, dtype and shape too (instance files of format 2 on).
+    named: bool = False
+
+    @property
+    def count(self) -> int:
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return self.count * self.dtype.itemsize
 
     @classmethod
-    def parse(cls, name: str, raw: Any) -> ArrayEntry:
-        """Check an entry's fields; the message names the field that is wrong."""
+    def parse(cls, name: str, raw: Any, *, named: bool = False) -> ArrayEntry:
+        """Check an entry's fields; the message names the field that is wrong.
+
+        Everything a shape implies is checked here with exact integers, before
+        any loop or allocation depends on it. ``named``: the checksum covers
+        the name, and every entry has one.
+        """
+        check_name(name)
         if not isinstance(raw, dict):
             raise ArrayError(f"arrays.{name}: expected an object")
         unknown = raw.keys() - {"dtype", "shape", "encoding", "data", "crc32"}
         if unknown:
-            raise ArrayError(f"arrays.{name}.{sorted(unknown)[0]}: unknown field")
+            raise ArrayError(f"arrays.{name}.{label(sorted(unknown)[0])}: unknown field")
         code = raw.get("dtype")
         if code not in DTYPES:
-            raise ArrayError(f"arrays.{name}.dtype: {code!r} is not one of {', '.join(sorted(DTYPES))}")
-        shape = raw.get("shape")
-        if (
-            not isinstance(shape, list)
-            or len(shape) > MAX_NDIM
-            or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**40 for n in shape)
-        ):
-            raise ArrayError(f"arrays.{name}.shape: expected a list of at most {MAX_NDIM} sizes")
+            raise ArrayError(f"arrays.{name}.dtype: {code!r:.40} is not one of {', '.join(sorted(DTYPES))}")
+        shape = _shape(name, raw.get("shape"), np.dtype(code).itemsize)
         encoding = raw.get("encoding")
         if encoding not in ("base64", "fill"):
-            raise ArrayError(f"arrays.{name}.encoding: expected 'base64' or 'fill', got {encoding!r}")
+            raise ArrayError(f"arrays.{name}.encoding: expected 'base64' or 'fill', got {encoding!r:.40}")
         data = raw.get("data")
         if not isinstance(data, (str, Span)):
             raise ArrayError(f"arrays.{name}.data: expected a base64 string")
         crc = raw.get("crc32")
-        # Required for base64 data; fills written before fills had one lack it.
-        if (encoding == "base64" or crc is not None) and not (
+        # Required for base64 data; fills written before fills had one lack it (format 1 only).
+        if (named or encoding == "base64" or crc is not None) and not (
             isinstance(crc, int) and not isinstance(crc, bool) and 0 <= crc < 2**32
         ):
             raise ArrayError(f"arrays.{name}.crc32: expected the CRC-32 of the data")
-        entry = cls(name, np.dtype(code), tuple(shape), encoding, data, crc)
+        entry = cls(name, np.dtype(code), shape, encoding, data, crc, named)
         expected = entry.nbytes if encoding == "base64" else entry.dtype.itemsize
         if len(data) != 4 * ((expected + 2) // 3):
             raise ArrayError(
@@ -380,8 +491,11 @@ class ArrayEntry:
         map, the text is read with ``pread`` from ``fd`` instead.
         """
         if self.encoding == "fill":
-            return self._fill(self._text(buf))
-        array = np.empty(self.shape, dtype=self.dtype)
+            value = self.fill_value(buf)
+            bits = np.dtype(f"<u{self.dtype.itemsize}")
+            # Filled as unsigned integers so a NaN payload survives bit for bit.
+            return _allocate(f"arrays.{self.name}", self.shape, bits, value.view(bits)).view(self.dtype)
+        array = _allocate(f"arrays.{self.name}", self.shape, self.dtype)
         out = array.reshape(-1).view(np.uint8)
         if isinstance(self.data, str):
             text = self.data.encode("ascii", "replace")  # '?' is not base64: a clean error below
@@ -390,9 +504,15 @@ class ArrayEntry:
             crc = zlib.crc32(raw)
         else:
             crc = self._decode_span(self.data, fd, buf, out)
+        self._check_crc(crc)
+        return array
+
+    def _check_crc(self, crc: int) -> None:
+        """Compare the data's CRC-32 (sealed with the entry's description where the format says so) with the file's."""
+        if self.named:
+            crc = seal(self.name, self.dtype.str, self.shape, crc, self.nbytes)
         if crc != self.crc32:
             raise ArrayError(f"arrays.{self.name}: checksum mismatch (the file was damaged or edited)")
-        return array
 
     def _decode_span(self, span: Span, fd: int, buf: Any, out: np.ndarray) -> int:
         mapped = buf if isinstance(buf, mmap.mmap) else None
@@ -440,22 +560,35 @@ class ArrayEntry:
             raise ArrayError(f"arrays.{self.name}.data: not valid base64 (the file was damaged or edited)")
         return raw
 
-    def _fill(self, text: Any) -> np.ndarray:
+    def fill_value(self, buf: Any) -> np.ndarray:
+        """A fill entry's one value (a 0-d array), its checksum verified: the array without its size in memory."""
+        if self.encoding != "fill":
+            raise ValueError(f"arrays.{self.name} is not a fill")
+        text = self._text(buf)
         if isinstance(text, str):
             text = text.encode("ascii", "replace")
         raw = self._decode_text(text, self.dtype.itemsize, last=True)
-        count = int(np.prod(self.shape, dtype=np.int64))
-        if self.crc32 is not None and crclib.repeat(zlib.crc32(raw), len(raw), count) != self.crc32:
-            raise ArrayError(f"arrays.{self.name}: checksum mismatch (the file was damaged or edited)")
-        bits = np.dtype(f"<u{self.dtype.itemsize}")
-        value = np.frombuffer(raw, dtype=bits)[0]
-        # Filled as unsigned integers so a NaN payload survives bit for bit; a
-        # zero fill maps untouched zero pages and costs no memory until written.
-        array = np.zeros(self.shape, bits) if value == 0 else np.full(self.shape, value, bits)
-        return array.view(self.dtype)
+        if self.crc32 is not None:
+            self._check_crc(crclib.repeat(zlib.crc32(raw), len(raw), self.count))
+        return np.frombuffer(raw, dtype=self.dtype).reshape(()).copy()  # dtypes here are little-endian already
 
     def _text(self, buf: Any) -> Any:
         return self.data if isinstance(self.data, str) else bytes(buf[self.data.start : self.data.end])
+
+
+def _shape(name: str, shape: Any, itemsize: int) -> tuple[int, ...]:
+    """A shape as a tuple, once its every dimension and its product are within the limits."""
+    if not isinstance(shape, list) or len(shape) > MAX_NDIM:
+        raise ArrayError(f"arrays.{name}.shape: expected a list of at most {MAX_NDIM} sizes")
+    if not all(type(n) is int and 0 <= n < MAX_DIM for n in shape):
+        raise ArrayError(f"arrays.{name}.shape: every size must be a whole number from 0 to {MAX_DIM - 1}")
+    nbytes = math.prod(shape) * itemsize  # exact: Python integers never wrap
+    if nbytes > MAX_ARRAY_BYTES:
+        raise ArrayError(
+            f"arrays.{name}.shape: claims {nbytes:.3g} bytes, more than the {human_bytes(MAX_ARRAY_BYTES)} "
+            "an array may hold (the file was damaged or edited)"
+        )
+    return tuple(shape)
 
 
 def _will_need(fd: int, start: int, end: int) -> None:

@@ -9,6 +9,7 @@ new one, never a mixture; the temporary is removed on every error path.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -16,11 +17,43 @@ from pathlib import Path
 from typing import BinaryIO
 
 TMP_PREFIX = ".hera-tmp-"
+#: Longest file name where the filesystem does not say (Linux's NAME_MAX).
+NAME_MAX = 255
 
 
 def previous_path(path: Path) -> Path:
     """Where the previous good version of ``path`` is kept (see ``keep_previous``)."""
     return path.with_name(path.name + ".prev")
+
+
+def _name_max(directory: Path) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return NAME_MAX
+
+
+def temporary_path(path: Path) -> Path:
+    """A fresh temporary name beside ``path``: ``.hera-tmp-<name>.<random>``, within NAME_MAX.
+
+    The sweepers recognise a temporary by that shape: the cache's reads the
+    agent's UUID from the start of ``<name>`` (``<uuid>.json``), an agent's
+    own globs ``.hera-tmp-<uuid>.json*``. Cache names are short and always
+    get exactly that shape. Only a name too long for it (a legal file name of
+    237-255 bytes in a working directory) is shortened: its start is kept, and
+    a hash of the whole name keeps two long names' temporaries apart.
+    """
+    token = secrets.token_hex(4)
+    name = f"{TMP_PREFIX}{path.name}.{token}"
+    limit = _name_max(path.parent)
+    if len(os.fsencode(name)) <= limit:
+        return path.parent / name
+    digest = hashlib.sha256(os.fsencode(path.name)).hexdigest()[:16]
+    tail = f"~{digest}.{token}"
+    head = path.name
+    while head and len(os.fsencode(TMP_PREFIX + head + tail)) > limit:  # by characters: never cuts one in half
+        head = head[:-1]
+    return path.parent / f"{TMP_PREFIX}{head}{tail}"
 
 
 def fsync_dir(directory: Path) -> None:
@@ -54,7 +87,7 @@ def atomic_write(
     """
     path = Path(path)
     directory = path.parent
-    tmp = directory / f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}"
+    tmp = temporary_path(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.fchmod(fd, mode)  # the umask must not widen or narrow what we asked for
@@ -66,7 +99,7 @@ def atomic_write(
             verify(tmp)
         if keep_previous and path.exists():
             previous = previous_path(path)
-            staging = directory / f"{TMP_PREFIX}{previous.name}.{secrets.token_hex(4)}"
+            staging = temporary_path(previous)
             os.link(path, staging)
             os.replace(staging, previous)
         if overwrite:

@@ -66,6 +66,10 @@ def repeat(crc: int, length: int, count: int) -> int:
     A "fill" array is one element repeated, perhaps a billion times: its
     checksum comes from doubling, never from walking the bytes.
     """
+    # A negative count never reaches zero by shifting (-1 >> 1 == -1): a file
+    # whose shape wrapped a 64-bit product once made this loop for ever.
+    if count < 0 or length < 0:
+        raise ValueError(f"repeat: count {count} and length {length} must not be negative")
     result = 0
     while count:
         if count & 1:

@@ -2,7 +2,7 @@
 
 Layout of a file hera writes (any valid JSON with the same content reads too)::
 
-    {"format": "hera-instance", "format_version": 1,
+    {"format": "hera-instance", "format_version": 2,
      "header": {...readable: uuid, callsign, family, layout, params, iteration...},
      "arrays": {"name": {"dtype": "<f4", "shape": [..], "encoding": "base64",
                          "data": "...", "crc32": 123}, ...}}
@@ -10,6 +10,14 @@ Layout of a file hera writes (any valid JSON with the same content reads too)::
 The header comes first so listings read a page, not a brain. Reads validate
 every field and fail with one line naming the file and the field; nothing read
 is ever executed. Writes are atomic (see :mod:`hera.atomic`).
+
+Format 2 differs from 1 only in the arrays' checksums: each covers the
+array's name, dtype and shape too (see :mod:`hera.arrays`), and every entry
+has one. Both are read; only 2 is written, so an agent cached in format 1
+moves to 2 on its next save.
+
+Only regular files are read, and opening one never blocks: a FIFO or a
+directory named ``x.json`` (in the cache, say) is one error line naming it.
 
 This module imports numpy only when arrays are actually touched, so header-only
 commands (``agents``, ``families``) stay fast.
@@ -20,6 +28,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import stat
 import uuid as uuidlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hera.atomic import atomic_write
 from hera.errors import HeraError
-from hera.jsonscan import Scanner, ScanError, line_col
+from hera.jsonscan import Scanner, ScanError, label, line_col
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,7 +48,9 @@ if TYPE_CHECKING:
     from hera.arrays import ArrayEntry
 
 FORMAT = "hera-instance"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Every version this hera reads (see the module's docstring for how they differ).
+READ_VERSIONS = (1, 2)
 CALLSIGN_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 
 
@@ -95,11 +106,55 @@ class InstanceFileError(HeraError):
     """An instance file that cannot be read as one; the message names file and field."""
 
 
+class InstanceTooLarge(HeraError):
+    """A valid instance this machine has not the memory to load.
+
+    Not an :class:`InstanceFileError`: the file is not damaged, so an agent
+    must not fall back to its previous save because of it.
+    """
+
+
 def _fail(path: Path, where: str, what: str) -> InstanceFileError:
     return InstanceFileError(
-        f"{path}: {where}: {what}",
+        f"{path}: {label(where, 200)}: {what}",
         hint="the file is not a valid hera instance; rebuild it or restore a copy",
     )
+
+
+def _too_large(path: Path, message: str) -> InstanceTooLarge:
+    return InstanceTooLarge(f"{path}: {message}", hint="load it on a machine with more memory")
+
+
+_KINDS = {
+    stat.S_IFDIR: "directory",
+    stat.S_IFIFO: "FIFO",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+}
+
+
+def open_regular(path: Path) -> int:
+    """A read-only descriptor of ``path``, which must be a regular file; never blocks.
+
+    O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer, so a
+    FIFO named like an agent hung every command that listed the cache. A
+    directory opens fine and then fails to map (ENODEV, a traceback): both are
+    refused here by what fstat says, in one line.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise HeraError(f"{path}: no such file") from None
+    except PermissionError:
+        raise HeraError(f"{path}: permission denied") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise HeraError(f"{path}: cannot open it: {getattr(exc, 'strerror', None) or exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise HeraError(f"{path}: not a regular file but a {_KINDS.get(stat.S_IFMT(mode), 'special file')}; not an instance file")
+    return fd
 
 
 def _validation_message(exc: ValidationError, prefix: str) -> tuple[str, str]:
@@ -147,7 +202,7 @@ def save(
         )
         for index, (name, array) in enumerate(arrays.items()):
             write_all(out, (",\n" if index else "\n").encode() + json.dumps(name).encode() + b": ")
-            write_array(out, array)
+            write_array(out, array, name)
         write_all(out, b"\n}}\n")
 
 
@@ -169,19 +224,15 @@ class InstanceFile:
         self.entries: dict[str, ArrayEntry] = {}
         self._map: mmap.mmap | None = None
         self._fd = -1
-        try:
-            fd = self._fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            raise HeraError(f"{self.path}: no such file") from None
-        except IsADirectoryError:
-            raise HeraError(f"{self.path}: is a directory, not an instance file") from None
-        except PermissionError:
-            raise HeraError(f"{self.path}: permission denied") from None
+        fd = self._fd = open_regular(self.path)
         try:
             size = os.fstat(fd).st_size
             if size == 0:
                 raise _fail(self.path, "file", "empty")
-            self._map = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+            try:
+                self._map = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+            except OSError as exc:
+                raise HeraError(f"{self.path}: cannot read it: {exc.strerror or exc}") from None
             self._parse(header_only)
         except BaseException:
             self.close()
@@ -207,9 +258,10 @@ class InstanceFile:
         if top.get("format") != FORMAT:
             raise _fail(self.path, "format", f"expected {FORMAT!r}, found {top.get('format')!r}")
         version = top.get("format_version")
-        if version != FORMAT_VERSION:
+        if type(version) is not int or version not in READ_VERSIONS:  # not `in`: True == 1 and 2.0 == 2
             raise InstanceFileError(
-                f"{self.path}: format_version: this hera reads version {FORMAT_VERSION}, the file has {version!r}",
+                f"{self.path}: format_version: this hera reads versions "
+                f"{', '.join(map(str, READ_VERSIONS))}, the file has {version!r:.40}",
                 hint="upgrade hera to read newer files",
             )
         if not header_only:
@@ -224,27 +276,56 @@ class InstanceFile:
             raise _fail(self.path, *_validation_message(exc, "header")) from None
         if header_only:
             return
-        from hera.arrays import ArrayEntry, ArrayError
+        from hera.arrays import MAX_ARRAY_BYTES, ArrayEntry, ArrayError
+        from hera.table import human_bytes
 
         raw_arrays = top.get("arrays")
         if not isinstance(raw_arrays, dict):
             raise _fail(self.path, "arrays", "expected an object of named arrays")
+        named = version >= 2
         try:
-            self.entries = {name: ArrayEntry.parse(name, raw) for name, raw in raw_arrays.items()}
+            self.entries = {name: ArrayEntry.parse(name, raw, named=named) for name, raw in raw_arrays.items()}
         except ArrayError as exc:
             raise _fail(self.path, *_where_what(str(exc))) from None
+        if self.nbytes > MAX_ARRAY_BYTES:
+            raise _fail(self.path, "arrays", f"claim {human_bytes(self.nbytes)} together, more than the "
+                        f"{human_bytes(MAX_ARRAY_BYTES)} an instance may hold (the file was damaged or edited)")
+
+    @property
+    def nbytes(self) -> int:
+        """What all arrays take in memory once decoded (exact; fills at their full size)."""
+        return sum(entry.nbytes for entry in self.entries.values())
 
     def array(self, name: str) -> np.ndarray:
-        from hera.arrays import ArrayError
+        from hera.arrays import ArrayError, TooLarge
 
         if name not in self.entries:
             raise _fail(self.path, f"arrays.{name}", "missing")
         try:
             return self.entries[name].decode(self._fd, self._map)
+        except TooLarge as exc:
+            raise _too_large(self.path, str(exc)) from None
+        except ArrayError as exc:
+            raise _fail(self.path, *_where_what(str(exc))) from None
+
+    def fill_value(self, name: str) -> np.ndarray:
+        """A fill array's one value, checksum verified, without allocating the array (for ``inspect``)."""
+        from hera.arrays import ArrayError
+
+        try:
+            return self.entries[name].fill_value(self._map)
         except ArrayError as exc:
             raise _fail(self.path, *_where_what(str(exc))) from None
 
     def load(self) -> Instance:
+        from hera.arrays import TooLarge, check_memory
+
+        try:  # refused before the first is decoded: the largest by name, else all of them together
+            for name, entry in self.entries.items():
+                check_memory(f"arrays.{name}", entry.nbytes)
+            check_memory("arrays (all together)", self.nbytes)
+        except TooLarge as exc:
+            raise _too_large(self.path, str(exc)) from None
         return Instance(self.header, {name: self.array(name) for name in self.entries})
 
     def close(self) -> None:
@@ -262,7 +343,7 @@ class InstanceFile:
         self.close()
 
 
-_PREFIX = f'{{"format": "{FORMAT}", "format_version": {FORMAT_VERSION},\n"header": '.encode()
+_PREFIXES = tuple(f'{{"format": "{FORMAT}", "format_version": {v},\n"header": '.encode() for v in READ_VERSIONS)
 _HEAD_BYTES = 64 * 1024
 
 
@@ -277,6 +358,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _not_json(constant: str) -> Any:
+    """Python's json reads NaN and Infinity, which JSON (and the strict reader) do not."""
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _fast_header(path: Path) -> Header | None:
     """The header of a file laid out as hera writes it, parsed by the C JSON decoder.
 
@@ -286,20 +372,27 @@ def _fast_header(path: Path) -> Header | None:
     path reads it and reports the error properly.
     """
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(_HEAD_BYTES)
+        fd = open_regular(path)
+    except HeraError:
+        return None  # the strict path says why
+    try:
+        head = os.pread(fd, _HEAD_BYTES, 0)
     except OSError:
         return None
-    if not head.startswith(_PREFIX):
+    finally:
+        os.close(fd)
+    prefix = next((p for p in _PREFIXES if head.startswith(p)), None)
+    if prefix is None:
         return None
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
         return None  # the read may have cut a character; the slow path reads the rest
     try:
-        raw, _ = json.JSONDecoder(object_pairs_hook=_no_duplicates).raw_decode(text, len(_PREFIX))
+        decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_not_json)
+        raw, _ = decoder.raw_decode(text, len(prefix))
         return Header.model_validate(raw)
-    except (ValueError, ValidationError):
+    except (ValueError, ValidationError, RecursionError):
         return None
 
 

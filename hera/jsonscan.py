@@ -29,6 +29,10 @@ from typing import Any
 LengthHint = Callable[[dict[str, Any], str], "int | None"]
 
 _WS = b" \t\n\r"
+#: The longest number read, in characters. Python refuses to parse integers of
+#: more than 4,300 digits (a ValueError that was not a ScanError); no number in
+#: an instance or a settings file needs a hundredth of this.
+MAX_NUMBER = 400
 _NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _LITERALS = {b"true": True, b"false": False, b"null": None}
 MAX_DEPTH = 64
@@ -47,6 +51,11 @@ class Span:
 
     def __len__(self) -> int:
         return self.end - self.start
+
+
+def label(key: str, limit: int = 80) -> str:
+    """``key`` as it may appear in a one-line message: itself if short and printable, else its repr, cut."""
+    return key if key.isprintable() and len(key) <= limit else repr(key)[:limit]
 
 
 class ScanError(ValueError):
@@ -107,9 +116,11 @@ class Scanner:
         for literal, value in _LITERALS.items():
             if self.buf[pos : pos + len(literal)] == literal:
                 return value, pos + len(literal)
-        match = _NUMBER.match(self.buf, pos)
+        match = _NUMBER.match(self.buf, pos, pos + MAX_NUMBER + 1)  # never scans a gigabyte of digits
         if match is None or match.end() == pos:
             raise ScanError("expected a JSON value", pos)
+        if match.end() - pos > MAX_NUMBER:
+            raise ScanError(f"a number of more than {MAX_NUMBER} characters", pos)
         text = match.group()
         number: Any = float(text) if any(c in text for c in b".eE") else int(text)
         return number, match.end()

@@ -8,10 +8,15 @@ Taichi), so ``up`` refuses an impossible agent before any kernel starts and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
 
 from hera.devices import Device, fits
-from hera.family import Family, ResourceEstimate
+from hera.errors import HeraError
+from hera.family import Family, Params, ResourceEstimate
 from hera.instance import Header
+from hera.jsonscan import label
 from hera.table import human_bytes
 
 
@@ -46,8 +51,39 @@ class Plan:
         return lines
 
 
-def make(header: Header, family: Family, device: Device, cache_bytes: int, others: list[str], host: Device | None) -> Plan:
-    params = family.params_model.model_validate(header.params)
+def validated_params(header: Header, family: Family, source: Path | str | None = None) -> Params:
+    """The header's parameters as its family reads them, or one line naming the file and the field.
+
+    ``build`` makes parameters through the family, but a file can come from
+    anywhere: ``install`` checks them the same way before the file enters
+    the cache, and ``up`` again before it plans (a family may have changed
+    since). ``source`` names the file; without it, the agent.
+    """
+    where = source if source is not None else f"agent {header.callsign} ({header.uuid[:8]})"
+    try:
+        return family.params_model.model_validate(header.params)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(label(str(part), 60) for part in ("header", "params", *first["loc"]))
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise HeraError(
+            f"{where}: {field}: {first['msg']}{more}",
+            hint=f"these parameters are not valid for family {family.name} {family.version}; rebuild the instance",
+        ) from None
+    except (RecursionError, ValueError, TypeError) as exc:  # a family's own validator that raised oddly
+        raise HeraError(f"{where}: header.params: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def make(
+    header: Header,
+    family: Family,
+    device: Device,
+    cache_bytes: int,
+    others: list[str],
+    host: Device | None,
+    source: Path | str | None = None,
+) -> Plan:
+    params = validated_params(header, family, source)
     estimate = family.estimate(params)
     plan = Plan(header, device, estimate, cache_bytes, others)
     plan.fits = fits(estimate, device, host)

@@ -30,7 +30,7 @@ BUILT = re.compile(r"^built (?P<callsign>\S+) (?P<uuid>\S+) \((?P<family>[^/]+)/
 
 def header(path: Path) -> dict[str, Any]:
     document = json.loads(path.read_text())
-    assert document["format"] == "hera-instance" and document["format_version"] == 1
+    assert document["format"] == "hera-instance" and document["format_version"] == 2
     return document["header"]
 
 

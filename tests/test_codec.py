@@ -244,11 +244,13 @@ def test_a_changed_fill_value_is_caught_by_its_checksum(tmp_path: Path) -> None:
     array = np.zeros((300, 7), dtype="<f4")
     path, content = saved(tmp_path, {"weights": array})
     entry = json.loads(content)["arrays"]["weights"]
-    assert entry["encoding"] == "fill" and entry["crc32"] == zlib.crc32(array.tobytes())
+    # Format 2: the checksum covers the name, dtype and shape before the bytes, so a renamed or reshaped array fails it.
+    assert entry["encoding"] == "fill" and entry["crc32"] == zlib.crc32(b"weights\x00<f4\x00300,7\x00" + array.tobytes())
     path.write_bytes(bytes(content).replace(b'"data": "AAAAAA=="', b'"data": "AAAAQA=="'))  # 0.0 -> 2.0
     assert "arrays.weights" in load_error(path)
-    # Files from before fills had a checksum still load; a checksum of the wrong type does not.
+    # Files from before fills had a checksum (format 1 only) still load; a checksum of the wrong type does not.
     document = json.loads(content)
+    document["format_version"] = 1
     del document["arrays"]["weights"]["crc32"]
     path.write_text(json.dumps(document))
     assert not load(path).arrays["weights"].any()
@@ -274,7 +276,7 @@ def test_a_wrong_length_or_checksum_field_is_an_error(tmp_path: Path, small_chun
         edited["arrays"]["w"][field] = value
         path.write_text(json.dumps(edited))
         assert "arrays.w" in load_error(path)
-    assert document["arrays"]["w"]["crc32"] == zlib.crc32(np.arange(1000, dtype="<i4").tobytes())
+    assert document["arrays"]["w"]["crc32"] == zlib.crc32(b"w\x00<i4\x001000\x00" + np.arange(1000, dtype="<i4").tobytes())
 
 
 # --- crc ------------------------------------------------------------------

@@ -110,7 +110,7 @@ SPOILED: dict[str, tuple[str, Callable[[bytes], bytes], list[str]]] = {
     "invalid-json-quote": ("fresh", replace_once(b'"callsign": "', b'"callsign": '), ["malformed JSON"]),
     "not-an-instance": ("fresh", lambda d: b'{"seed": 5}\n', ["format"]),
     "not-an-object": ("fresh", lambda d: b"[1, 2, 3]\n", ["expected a JSON object"]),
-    "newer-format": ("fresh", replace_once(b'"format_version": 1', b'"format_version": 2'), ["format_version", "upgrade hera"]),
+    "newer-format": ("fresh", replace_once(b'"format_version": 2', b'"format_version": 3'), ["format_version", "upgrade hera"]),
 }
 
 # A fill array (every fresh brain's zero weights) is checksummed too: a flipped byte would

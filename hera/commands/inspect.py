@@ -23,6 +23,33 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def fill_statistics(value: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+    """The statistics of an array that is one value repeated, from the value alone.
+
+    A fill entry may claim more than this machine's memory (a large layout's
+    zero weights); describing it must not allocate it.
+    """
+    import math
+
+    import numpy as np
+
+    count = math.prod(shape)
+    row: dict[str, Any] = {"dtype": str(value.dtype), "shape": list(shape), "bytes": count * value.dtype.itemsize}
+    if count and value.dtype.kind in "fiub":
+        number = float(value.astype(np.float64))
+        spread = 0.0 if math.isfinite(number) else math.nan  # as numpy's std of inf or NaN says
+        row |= {"min": number, "max": number, "mean": number, "std": spread, "nonzero": float(bool(value))}
+    return row
+
+
+def _describe(opened: Any, name: str) -> dict[str, Any]:
+    """One array's statistics, verified; a fill from its one value, never allocated."""
+    entry = opened.entries[name]
+    if entry.encoding == "fill":
+        return fill_statistics(opened.fill_value(name), entry.shape)
+    return statistics(opened.array(name))
+
+
 def statistics(array: Any) -> dict[str, Any]:
     import numpy as np
 
@@ -39,10 +66,44 @@ def statistics(array: Any) -> dict[str, Any]:
     return row
 
 
+def _count(value: Any) -> str:
+    """A count as people read it (``1,536``); anything else a hand-edited summary holds, as written."""
+    return f"{value:,}" if type(value) is int else _shown(value)
+
+
+def _shown(value: Any) -> str:
+    """Any JSON value on one short line (summaries are readable text, not checked data)."""
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value)
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The summary's neurons, synapses and areas, whatever types a hand edit left in them.
+
+    The summary is the family's description for people: it is not validated
+    like the rest of the header, so a wrong type is shown as it is, never a
+    traceback.
+    """
+    lines = []
+    if "neurons" in summary:
+        lines.append(f"neurons     {_count(summary['neurons'])}   synapses {_count(summary.get('synapses', 0))}")
+    areas = summary.get("areas", [])
+    for area in areas if isinstance(areas, list) else [areas]:
+        if isinstance(area, dict) and {"name", "width", "height", "offset"} <= area.keys():
+            name = _shown(area["name"])
+            size = f"{_shown(area['width'])}x{_shown(area['height'])}"
+            lines.append(f"area        {name:<10} {size}  offset {_shown(area['offset'])}")
+        else:
+            lines.append(f"area        {_shown(area)}")
+    return lines
+
+
 def run(ctx: Any) -> int:
     import json
 
-    from hera import pidfile
     from hera.commands import target
     from hera.errors import UsageError
     from hera.instance import InstanceFile
@@ -56,13 +117,13 @@ def run(ctx: Any) -> int:
     else:
         store, agent = target.select(ctx, verb="inspect")
         path, where = agent.path, f"{store.scope} cache"
-        live = pidfile.check(store.runtime_dir, agent.uuid)
+        live = store.liveness(agent.uuid)
         target.report_stale(ctx, agent, live)
         pid = live.pid
         state = ("up" if live.pid_file else "up (no pid-file)") if live.up else ("down" if agent.header and agent.header.dynamic else "built")
     with InstanceFile(path) as opened:
         header = opened.header
-        arrays = {name: statistics(opened.array(name)) for name in opened.entries}
+        arrays = {name: _describe(opened, name) for name in opened.entries}
     report = {
         "path": str(path),
         "location": where,
@@ -87,11 +148,8 @@ def run(ctx: Any) -> int:
     if header.last_up:
         out.write(f"  last up     {header.last_up.isoformat()} on {header.device}\n")
     out.write(f"  file        {path} ({human_bytes(report['file_bytes'])}, {where})\n")
-    summary = header.summary
-    if "neurons" in summary:
-        out.write(f"  neurons     {summary['neurons']:,}   synapses {summary.get('synapses', 0):,}\n")
-    for area in summary.get("areas", []):
-        out.write(f"  area        {area['name']:<10} {area['width']}x{area['height']}  offset {area['offset']}\n")
+    for line in summary_lines(header.summary):
+        out.write(f"  {line}\n")
     out.write("  arrays\n")
     for name, row in arrays.items():
         stats = (

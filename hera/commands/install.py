@@ -14,8 +14,9 @@ examples:
   sudo hera install --system brain.json
   sudo hera install --user alice brain.json
 
-The file is verified (every field and checksum) and copied into the cache,
-where it becomes the agent; the file in the working directory never changes.
+The file is verified (every field and checksum, and its parameters by its
+family, which must be installed) and copied into the cache, where it becomes
+the agent; the file in the working directory never changes.
 The agent gets a callsign unique among your agents (a suffix is added on a
 clash). An agent whose UUID is already installed is refused."""
 
@@ -43,6 +44,7 @@ def run(ctx: Any) -> int:
     args = ctx.args
     where = target.locations(ctx)
     file = args.file if args.file.is_absolute() else ctx.workdir / args.file
+    check_params(file, ctx.workdir)
     me = target.owner()
     foreign = None
     if args.system:
@@ -79,6 +81,26 @@ def run(ctx: Any) -> int:
         renamed = f" (callsign changed from {_callsign(file)})" if _callsign(file) != agent.callsign else ""
     ctx.out.write(f"installed {agent.callsign} {agent.uuid} -> {agent.path}{renamed}\n")
     return 0
+
+
+def check_params(file: Path, workdir: Path) -> None:
+    """Refuse a file whose parameters its family rejects, before it reaches the cache.
+
+    Only ``build`` used to make parameters through the family; a hand-edited
+    file (a negative width, an unknown key, an infinite threshold) was
+    installed and then crashed ``up`` when it planned. Same check as ``up``'s.
+    """
+    from hera import family as families
+    from hera.errors import HeraError, NotFound
+    from hera.instance import read_header
+    from hera.plan import validated_params
+
+    header = read_header(file)
+    try:
+        family = families.get(header.family.name, workdir)
+    except NotFound as exc:
+        raise HeraError(f"{file}: header.family: {exc.message}", hint=exc.hint) from None
+    validated_params(header, family, file)
 
 
 def _callsign(file: Path) -> str:

@@ -62,7 +62,8 @@ class Abraxas(Family):
     def runtime(self, header: Header, arrays: dict[str, np.ndarray], arch: str) -> Runtime:
         from abraxas.runtime import AbraxasRuntime  # imports Taichi: only agent and test processes get here
 
-        return AbraxasRuntime(AbraxasParams.model_validate(header.params), header.seed, arrays, arch)
+        params = AbraxasParams.model_validate(header.params)
+        return AbraxasRuntime(params, header.seed, arrays, arch, dynamic=header.dynamic)
 
     def estimate(self, params: AbraxasParams) -> ResourceEstimate:  # type: ignore[override]
         structure = Structure(params)
@@ -89,4 +90,4 @@ class Abraxas(Family):
         from abraxas.grow import grow
 
         old = AbraxasParams.model_validate(header.params)
-        return grow(old, params, arrays)
+        return grow(old, params, arrays, dynamic=header.dynamic)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from abraxas.structure import AbraxasParams, Area, Structure
+from abraxas.structure import PENDING, AbraxasParams, Area, Structure
 from hera.errors import HeraError
 
 
@@ -72,10 +72,18 @@ def neuron_map(before: Structure, after: Structure) -> tuple[np.ndarray, np.ndar
     return np.concatenate(olds), np.concatenate(news)
 
 
-def grow(old: AbraxasParams, new: AbraxasParams, arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The grown arrays and summary of a brain built with ``old``, now with ``new``."""
+def grow(
+    old: AbraxasParams, new: AbraxasParams, arrays: dict[str, np.ndarray], *, dynamic: bool
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The grown arrays and summary of a brain built with ``old``, now with ``new``.
+
+    ``dynamic`` (the header's) says whether the state is grown too; the arrays
+    must be exactly the old brain's, or a missing state array would be grown
+    into a brain at rest.
+    """
     refuse_shrinking(old, new)
     before, after = Structure(old), Structure(new)
+    before.check_arrays(arrays, dynamic)
     grown: dict[str, np.ndarray] = {}
     previous = {p.name: p for p in before.projections}
     for proj in after.projections:
@@ -88,7 +96,7 @@ def grow(old: AbraxasParams, new: AbraxasParams, arrays: dict[str, np.ndarray]) 
             fx0 = proj.field_width // 2 - was.field_width // 2
             weights[posts, fy0 : fy0 + was.field_height, fx0 : fx0 + was.field_width, : was.taps] = source
         grown[f"weights.{proj.name}"] = weights
-    if "state.potential" in arrays:
+    if dynamic:
         grown |= grow_state(before, after, arrays)
     return after.summary(), grown
 
@@ -116,6 +124,5 @@ def grow_state(before: Structure, after: Structure, arrays: dict[str, np.ndarray
         state[name] = ring
     state["state.iteration"] = arrays["state.iteration"].copy()
     state["state.rng_key"] = arrays["state.rng_key"].copy()
-    if "io.pending" in arrays:
-        state["io.pending"] = arrays["io.pending"].copy()
+    state[PENDING] = arrays[PENDING].copy()
     return state

@@ -313,8 +313,8 @@ class Engine:
 
     # -- state in and out --------------------------------------------------------------------------
 
-    def load(self, arrays: dict[str, np.ndarray]) -> None:
-        """Weights always; dynamic state when the instance has it (else the brain starts at rest)."""
+    def load(self, arrays: dict[str, np.ndarray], dynamic: bool) -> None:
+        """Weights always; the dynamic state when the header says there is one (else the brain starts at rest)."""
         for proj, field in zip(self.structure.projections, self.weights):
             field.from_numpy(np.ascontiguousarray(arrays[f"weights.{proj.name}"], dtype=np.float32))
         # Zero everything explicitly: a field can reuse memory a collected brain freed, and
@@ -322,7 +322,7 @@ class Engine:
         for field in (self.potential, self.threshold, self.refractory, self.spikes, self.current,
                       self.watch_neuron, self.watch_area, self.area_spikes, self.schedule):
             field.fill(0)
-        if "state.potential" in arrays:
+        if dynamic:  # the header decides, never the arrays: see Structure.check_arrays
             self.potential.from_numpy(arrays["state.potential"])
             self.threshold.from_numpy(arrays["state.threshold"])
             self.refractory.from_numpy(arrays["state.refractory"])

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from abraxas.kernels import Engine
-from abraxas.structure import AbraxasParams, Structure
+from abraxas.structure import PENDING, AbraxasParams, Structure
 from hera.errors import HeraError
 from hera.kernels import is_cpu
 from hera.runtime import Probe, Runtime, StepResult
@@ -37,33 +37,22 @@ LAUNCH_ITERATIONS = 4096
 class AbraxasRuntime(Runtime):
     """One brain, loaded from an instance's arrays (fresh when they hold no dynamic state)."""
 
-    def __init__(self, params: AbraxasParams, seed: int, arrays: dict[str, np.ndarray], arch: str) -> None:
+    def __init__(
+        self, params: AbraxasParams, seed: int, arrays: dict[str, np.ndarray], arch: str, *, dynamic: bool
+    ) -> None:
+        """``dynamic``: the header's word that ``arrays`` hold the state to resume (else a fresh brain)."""
         self.params = params
         self.structure = Structure(params)
+        self.structure.check_arrays(arrays, dynamic)  # before any device memory is touched
         self.fused = is_cpu(arch)  # fuse thousands of iterations per launch on a CPU; a GPU wants parallel phases
         self.engine = Engine(self.structure, params, seed, launch_iterations=LAUNCH_ITERATIONS)
-        self._check(arrays)
-        self.engine.load(arrays)
-        self.iteration = int(arrays["state.iteration"][0]) if "state.iteration" in arrays else 0
-        self.pending = bytearray(arrays.get("io.pending", np.zeros(0, np.uint8)).tobytes())
+        self.engine.load(arrays, dynamic)
+        self.iteration = int(arrays["state.iteration"][0]) if dynamic else 0
+        self.pending = bytearray(arrays[PENDING].tobytes() if dynamic else b"")
         self.output = bytearray()
         self.decisions: list[np.ndarray] = []
         self.last_spikes: dict[str, int] = {}
         self._watching: tuple[str, ...] | None = None
-
-    def _check(self, arrays: dict[str, np.ndarray]) -> None:
-        """Refuse arrays that do not fit this brain's parameters, naming the first that does not."""
-        expected = {f"weights.{p.name}": ("float32", p.shape) for p in self.structure.projections}
-        if "state.potential" in arrays:
-            expected |= self.structure.state_arrays()
-        for name, (dtype, shape) in expected.items():
-            if name not in arrays:
-                raise HeraError(f"instance has no array {name!r}", hint="rebuild it, or grow it to match its params")
-            got = arrays[name]
-            if got.dtype != np.dtype(dtype) or tuple(got.shape) != tuple(shape):
-                raise HeraError(
-                    f"array {name!r} is {got.dtype}{list(got.shape)}, this brain needs {dtype}{list(shape)}"
-                )
 
     # -- the Runtime contract --------------------------------------------------------------------
 
@@ -176,11 +165,14 @@ class AbraxasRuntime(Runtime):
     def export_state(self) -> dict[str, np.ndarray]:
         arrays = self.engine.export()
         arrays["state.iteration"] = np.array([self.iteration], np.int64)
-        arrays["io.pending"] = np.frombuffer(bytes(self.pending), np.uint8).copy()
+        arrays[PENDING] = np.frombuffer(bytes(self.pending), np.uint8).copy()
         return arrays
 
     def feed(self, data: bytes) -> None:
         self.pending += data
+
+    def queued(self) -> int:
+        return len(self.pending)
 
     def read(self) -> bytes:
         data, self.output = bytes(self.output), bytearray()

@@ -21,19 +21,31 @@ so all agree on where every neuron and weight lives.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from hera.errors import HeraError
 from hera.family import Params
 
 BYTE_VALUES = 256
 #: Byte values are laid out on a 16 × 16 patch in the corner of the input and output sheets.
 BYTE_SIDE = 16
+#: Arrays named ``hera.*`` are hera's own (an agent's unread output), never the family's.
+HERA_PREFIX = "hera."
+#: Input fed but not yet presented: dynamic state of its own length.
+PENDING = "io.pending"
 
 
-class Sheet(Params):
+class Strict(Params):
+    """Parameters that are finite numbers: an infinite threshold or noise passed ``gt=0`` and ran a dead brain."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Sheet(Strict):
     width: int = Field(16, ge=1, le=65536)
     height: int = Field(16, ge=1, le=65536)
 
@@ -48,7 +60,7 @@ class HiddenSheets(Sheet):
     depth: int = Field(1, ge=0, le=64, description="number of hidden sheets stacked in depth")
 
 
-class Neuron(Params):
+class Neuron(Strict):
     """Leaky integrate-and-fire dynamics shared by the hidden and output sheets."""
 
     leak: float = Field(0.5, gt=0, lt=1, description="fraction of the membrane potential kept each iteration")
@@ -57,7 +69,7 @@ class Neuron(Params):
     noise: float = Field(0.35, ge=0, description="standard deviation of the noise current per iteration")
 
 
-class Plasticity(Params):
+class Plasticity(Strict):
     """The two learning rules: surprise-gated onto the output sheet, competitive in the hidden sheets."""
 
     rate: float = Field(0.25, ge=0, description="output rule: weight change per eligible synapse")
@@ -68,7 +80,7 @@ class Plasticity(Params):
     weight_limit: float = Field(8.0, gt=0, le=1000, description="weights are clipped to ±weight_limit")
 
 
-class AbraxasParams(Params):
+class AbraxasParams(Strict):
     input: Sheet = Sheet()
     hidden: HiddenSheets = HiddenSheets()
     output: Sheet = Sheet()
@@ -199,6 +211,39 @@ class Structure:
             "state.iteration": ("int64", (1,)),
             "state.rng_key": ("uint32", (2,)),
         }
+
+    def check_arrays(self, arrays: Mapping[str, Any], dynamic: bool) -> None:
+        """Refuse arrays that are not exactly this brain's, naming the first wrong one.
+
+        The header's ``dynamic`` says which: weights always, and with it every
+        state array. Never inferred from the arrays themselves: a file whose
+        ``state.potential`` was renamed by one bit used to pass for a fresh
+        brain and come up at the same iteration with its state zeroed (and
+        its next save made that permanent). Unknown arrays are refused too:
+        they would be dropped silently by the next save.
+        """
+        expected: dict[str, tuple[str, tuple[int, ...] | None]] = {
+            f"weights.{p.name}": ("float32", p.shape) for p in self.projections
+        }
+        state: dict[str, tuple[str, tuple[int, ...] | None]] = {**self.state_arrays(), PENDING: ("uint8", None)}
+        if dynamic:
+            expected |= state
+        for name, (dtype, shape) in expected.items():
+            if name not in arrays:
+                why = " though its header says dynamic: true" if name in state else ""
+                raise HeraError(
+                    f"instance has no array {name!r}{why}",
+                    hint="the file was damaged or edited; restore the agent from a copy, or rebuild it",
+                )
+            got = arrays[name]
+            if str(got.dtype) != dtype or (tuple(got.shape) != shape if shape else got.ndim != 1):
+                wanted = f"{dtype}{list(shape) if shape else '[n]'}"
+                raise HeraError(f"array {name!r} is {got.dtype}{list(got.shape)}, this brain needs {wanted}")
+        for name in arrays:
+            if name in expected or name.startswith(HERA_PREFIX):
+                continue
+            why = "dynamic state, but the header says dynamic: false" if name in state else "not an array of this brain"
+            raise HeraError(f"array {name!r} is {why}", hint="the file was damaged or edited; restore the agent from a copy, or rebuild it")
 
     def area(self, name: str) -> Area:
         return next(a for a in self.areas if a.name == name)
