@@ -11,9 +11,16 @@ The contract every runtime keeps, which hera's agent process relies on:
   first iteration at which a watched probe fired; ``iteration`` then is exactly
   that iteration. Iteration-count breakpoints are hera's job (it bounds ``n``).
 * ``export_state()`` returns every array the instance file must hold to resume
-  (weights and all dynamic state, ring buffers and their heads, counters), so
-  that N+M iterations in one go equal N, export, a fresh process, import, M,
-  bit for bit on the same arch. Random numbers must come from a counter-based
+  (weights and all dynamic state, ring buffers and their heads, counters, and
+  the structure ``build`` made, such as connectivity: nothing of the built
+  file is merged back, so what is not exported is lost), so that N+M
+  iterations in one go equal N, export, a fresh process, import, M, bit for
+  bit on the same arch.
+* A runtime decides between a fresh start and a resume by the header's
+  ``dynamic`` flag, never by whether some array is present: with ``dynamic``
+  true every state array must be there, and a missing or unknown one is a
+  :class:`~hera.errors.HeraError` naming it (hera adds the file), never a
+  zero-filled brain. Random numbers must come from a counter-based
   generator keyed by (seed, iteration, index), never Taichi's own RNG.
 * ``feed`` queues input bytes and never blocks; ``read`` returns the bytes the
   output area produced since the last read.
@@ -74,6 +81,15 @@ class Runtime(ABC):
     def feed(self, data: bytes) -> None:
         """Queue bytes for the input area."""
         raise NotImplementedError("this family has no input area")
+
+    def queued(self) -> int:
+        """Bytes fed and not yet taken in by the brain.
+
+        The agent refuses more input while this many are waiting past its
+        bound (the controller waits and retries), so what a fast producer
+        queues, and what every checkpoint saves of it, stays bounded.
+        """
+        return 0
 
     def read(self) -> bytes:
         """Bytes the output area produced since the last read."""

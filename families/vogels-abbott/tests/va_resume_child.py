@@ -19,7 +19,8 @@ def main(folder: Path, m: int) -> None:
     meta = json.loads((folder / "meta.json").read_text())
     with np.load(folder / "state.npz") as saved:
         arrays = {name: saved[name] for name in saved.files}
-    runtime = CubaRuntime(CubaParams.model_validate(meta["params"]), meta["seed"], arrays, "cpu", fused=meta["fused"])
+    params = CubaParams.model_validate(meta["params"])
+    runtime = CubaRuntime(params, meta["seed"], arrays, "cpu", dynamic=True, fused=meta["fused"])
     runtime.step(m)
     np.savez(folder / "after.npz", **runtime.export_state())
 

@@ -116,6 +116,21 @@ class VogelsAbbott(Family):
         )
 
     def runtime(self, header: Header, arrays: dict[str, np.ndarray], arch: str) -> Runtime:
+        """The header says whether the arrays must hold a whole state (``dynamic``) and at which iteration."""
+        from pydantic import ValidationError
+
+        from hera.errors import HeraError
+        from hera.family import params_error
         from vogels_abbott.runtime import CubaRuntime  # imports Taichi: only agent, bench and test processes
 
-        return CubaRuntime(CubaParams.model_validate(header.params), header.seed, arrays, arch)
+        agent = f"agent {header.callsign} ({header.uuid[:8]})"
+        try:
+            params = CubaParams.model_validate(header.params)
+        except ValidationError as exc:  # a hand-edited header: one line naming the parameter
+            raise params_error(self, exc, header.layout, [(f"{agent}'s header", header.params)]) from None
+        try:
+            return CubaRuntime(
+                params, header.seed, arrays, arch, dynamic=header.dynamic, iteration=header.iteration
+            )
+        except HeraError as exc:  # the runtime knows arrays, not whose: name the agent for the user
+            raise HeraError(f"{agent}: {exc.message}", hint=exc.hint) from None

@@ -2,12 +2,15 @@
 
 Imported only inside :meth:`vogels_abbott.VogelsAbbott.runtime` (it imports Taichi).
 
-The state an instance file holds to resume exactly (``export_state``):
-``syn.weight`` (changed by STDP), ``state.v``, ``state.ge``, ``state.gi``,
-``state.refractory``, ``state.ring`` (pending input, fixed point, its head is
-``iteration % slots``), ``state.a_pre``/``state.a_post`` (STDP traces),
-``state.iteration`` and ``state.rng_key`` (the counter generator's key words).
-The static structure (``syn.ptr``, ``syn.post``) comes from ``build``.
+The state an instance file holds to resume exactly (``export_state``): the
+whole agent, since hera saves exactly the export and loads exactly that on
+the next ``up``. The structure ``build`` made (``syn.ptr``, ``syn.post``,
+never changed, exported as they were loaded), ``syn.weight`` (changed by
+STDP), ``state.v``, ``state.ge``, ``state.gi``, ``state.refractory``,
+``state.ring`` (pending input, fixed point, its head is ``iteration %
+slots``), ``state.a_pre``/``state.a_post`` (STDP traces), ``state.iteration``
+and ``state.rng_key`` (the counter generator's key words). What an instance
+must hold is checked by :mod:`vogels_abbott.state` before anything is allocated.
 
 A fresh instance starts as Brian2's example does: ``v = Vr + rand() * (Vt - Vr)``
 (drawn from the counter generator keyed by the seed), everything else zero.
@@ -31,12 +34,19 @@ from hera.kernels import initialised_arch, is_cpu
 from hera.kernels.connectivity import incoming
 from hera.kernels.rng import bits_np, uniform_np
 from hera.runtime import Probe, Runtime, StepResult
-from vogels_abbott import CubaParams
+from vogels_abbott import CubaParams, state
 from vogels_abbott.engine import CPU_LANES, FULL, HIT, MAX_LAUNCH, RING_SCALE, STREAM_INITIAL_V, Engine, Model
 
 AREAS = ("excitatory", "inhibitory")
 #: Launches the stepwise (GPU) driver queues before it looks whether a breakpoint halted the run.
 STEP_BATCH = 256
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """A read-only view: every save hands the same structure to a writer thread, so nothing may change it."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 class CubaRuntime(Runtime):
@@ -49,9 +59,12 @@ class CubaRuntime(Runtime):
         arrays: dict[str, np.ndarray],
         arch: str,
         *,
+        dynamic: bool = False,
+        iteration: int | None = None,
         fused: bool | None = None,
         log_capacity: int | None = None,
     ) -> None:
+        """``dynamic`` and ``iteration`` are what the header says: a dynamic instance must hold its whole state."""
         self.params = params
         self.seed = seed
         self.model = model = Model.from_params(params)
@@ -59,15 +72,10 @@ class CubaRuntime(Runtime):
         #: one launch for many iterations (CPU), or one launch per iteration with parallel phases (GPU)
         self.fused = is_cpu(initialised_arch() or arch) if fused is None else fused
         n, ne = model.neurons, model.excitatory
-        for name in ("syn.ptr", "syn.post", "syn.weight"):
-            if name not in arrays:
-                raise HeraError(f"instance has no array {name!r}", hint="rebuild it with this family")
-        ptr = np.asarray(arrays["syn.ptr"])
-        if ptr.shape != (n + 1,) or not int(ptr[-1]) == len(arrays["syn.post"]) == len(arrays["syn.weight"]):
-            raise HeraError(f"the synapse arrays do not fit a network of {n} neurons")
-        if int(ptr[-1]) >= 2**31:
-            raise HeraError("more than 2**31 synapses: this family indexes them with 32-bit integers")
-        self.synapses = synapses = int(ptr[-1])
+        self.synapses = synapses = state.check(params, seed, arrays, dynamic=dynamic, iteration=iteration)
+        ptr = arrays["syn.ptr"]
+        #: the structure, exported with every save as it was loaded (the cached file is the whole agent)
+        self._structure = {name: _frozen(arrays[name]) for name in ("syn.ptr", "syn.post")}
         plastic = int(ptr[ne]) if model.stdp else 0
         capacity = log_capacity if log_capacity is not None else max(4 * n, 1 << 20)
         self.engine = e = Engine(
@@ -75,15 +83,15 @@ class CubaRuntime(Runtime):
         )
         e.ptr.from_numpy(ptr.astype(np.int32))
         if synapses:
-            e.post.from_numpy(np.asarray(arrays["syn.post"], np.int32))
-            e.weight.from_numpy(np.asarray(arrays["syn.weight"], np.float32))
+            e.post.from_numpy(np.ascontiguousarray(arrays["syn.post"]))
+            e.weight.from_numpy(np.ascontiguousarray(arrays["syn.weight"]))
         if model.stdp:
-            in_ptr, in_syn, in_pre = incoming(ptr, np.asarray(arrays["syn.post"]), n, 0, ne)
+            in_ptr, in_syn, in_pre = incoming(ptr, arrays["syn.post"], n, 0, ne)
             e.in_ptr.from_numpy(in_ptr.astype(np.int32))
             if plastic:
                 e.in_syn.from_numpy(in_syn.astype(np.int32))
                 e.in_pre.from_numpy(in_pre)
-        self._load_state(arrays)
+        self._load_state(arrays, dynamic)
         self._watching: tuple[str, ...] | None = None
         self._recording = False
         self._log: list[tuple[np.ndarray, np.ndarray]] = []
@@ -92,24 +100,10 @@ class CubaRuntime(Runtime):
 
     # -- state --------------------------------------------------------------------------------------
 
-    def _state_shapes(self) -> dict[str, tuple[str, tuple[int, ...]]]:
-        n, m = self.model.neurons, self.model
-        shapes = {
-            "state.v": ("float32", (n,)),
-            "state.ge": ("float32", (n,)),
-            "state.gi": ("float32", (n,)),
-            "state.refractory": ("int32", (n,)),
-            "state.ring": ("int32", (2, m.delay_steps, n)),
-            "state.iteration": ("int64", (1,)),
-            "state.rng_key": ("uint32", (2,)),
-        }
-        if m.stdp:
-            shapes |= {"state.a_pre": ("float32", (n,)), "state.a_post": ("float32", (n,))}
-        return shapes
-
-    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+    def _load_state(self, arrays: dict[str, np.ndarray], dynamic: bool) -> None:
+        """The saved state onto the device (checked already), or Brian2's initial conditions for a fresh one."""
         e, m = self.engine, self.model
-        if "state.v" not in arrays:  # a freshly built instance: Brian2's initial conditions
+        if not dynamic:  # a freshly built instance (state.check refused any state array in it)
             self.iteration = 0
             u = uniform_np(bits_np(self.seed, 0, np.arange(m.neurons), STREAM_INITIAL_V))
             vr, vt = np.float32(m.v_reset), np.float32(m.v_threshold)
@@ -120,15 +114,6 @@ class CubaRuntime(Runtime):
                 e.a_pre.fill(0)
                 e.a_post.fill(0)
             return
-        for name, (dtype, shape) in self._state_shapes().items():
-            got = arrays.get(name)
-            if got is None:
-                raise HeraError(f"instance has no array {name!r}", hint="its dynamic state is incomplete")
-            if got.dtype != np.dtype(dtype) or tuple(got.shape) != shape:
-                raise HeraError(f"array {name!r} is {got.dtype}{list(got.shape)}, this network needs {dtype}{list(shape)}")
-        key = arrays["state.rng_key"]
-        if (int(key[0]) | int(key[1]) << 32) != self.seed:
-            raise HeraError("state.rng_key does not match the instance's seed")
         self._put(e.v, arrays["state.v"])
         ring = arrays["state.ring"]
         if e.direct and ring.any():
@@ -155,6 +140,7 @@ class CubaRuntime(Runtime):
     def export_state(self) -> dict[str, np.ndarray]:
         e, m = self.engine, self.model
         state = {
+            **self._structure,
             "syn.weight": e.weight.to_numpy()[: self.synapses],
             "state.v": self._get(e.v),
             "state.ge": self._get(e.ge),
