@@ -3,6 +3,13 @@
 Over the agent's unix socket (same user, private runtime directory), or over
 its loopback TCP port with the key from its 0600 connection file, every
 message signed. Never imports Taichi.
+
+Before anything is sent or believed, the client checks who it talks to: on
+the unix socket, the uid of the process serving it (``SO_PEERCRED``) must be
+the expected one (by default the caller's own); a connection file must be a
+regular file of the caller's, not a link, that no one else can change. A
+socket served by anyone else is refused in one line: it could only be an
+impostor's, and what the owner would send (input, ``down``) is theirs.
 """
 
 from __future__ import annotations
@@ -10,12 +17,17 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import socket
+import stat
+import struct
+import time
 from pathlib import Path
 from typing import Any
 
 from hera.agent import protocol
 from hera.errors import HeraError
+from hera.paths import user_name
 
 
 #: ``request``'s default: the connection's own timeout.
@@ -44,20 +56,40 @@ class AgentClient:
         self.verifier = protocol.Verifier(key, self.nonce, protocol.MAX_REPLY * 2, protocol.REPLY) if key is not None else None
 
     @classmethod
-    def unix(cls, path: Path, timeout: float | None = 30.0) -> AgentClient:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(str(path))
-        except OSError as exc:
+    def unix(cls, path: Path, timeout: float | None = 30.0, *, owner: int | None = None) -> AgentClient:
+        """Connect to the agent's socket; refused unless a process of ``owner`` (default: us) serves it."""
+        owner = os.getuid() if owner is None else owner
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(str(path))
+                served_by = _peer_uid(sock, path)
+                break
+            except BlockingIOError:
+                # A full listen backlog (a flood of connections the agent is shedding) answers EAGAIN
+                # at once on a unix socket, where TCP would wait: wait the same way, up to the timeout.
+                sock.close()
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise AgentGone(f"cannot reach the agent at {path}: it is not accepting connections") from None
+                time.sleep(0.05)
+            except OSError as exc:
+                sock.close()
+                raise AgentGone(f"cannot reach the agent at {path}: {exc.strerror or exc}") from None
+        if served_by != owner:
             sock.close()
-            raise AgentGone(f"cannot reach the agent at {path}: {exc.strerror or exc}") from None
+            raise HeraError(
+                f"{path} is served by a process of another user ({user_name(served_by)}), not by your agent; "
+                "nothing was sent to it",
+                hint="remove that socket, and keep your runtime directory private (see 'hera info')",
+            )
         return cls(sock, timeout=timeout)
 
     @classmethod
     def tcp(cls, connection_file: Path, timeout: float | None = 30.0) -> AgentClient:
         try:
-            info = json.loads(Path(connection_file).read_text())
+            info = json.loads(_read_connection_file(Path(connection_file)))
             host, port, key = str(info["ip"]), int(info["port"]), bytes.fromhex(info["key"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise HeraError(f"{connection_file}: not a readable hera connection file ({exc})") from None
@@ -120,3 +152,38 @@ class AgentClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: A connection file is a few hundred bytes; more is not one.
+MAX_CONNECTION_FILE = 1 << 16
+
+
+def _peer_uid(sock: socket.socket, path: Path) -> int:
+    """The uid of the process serving a connected unix socket.
+
+    ``SO_PEERCRED`` where the system has it (Linux): the credentials the
+    server had when it called listen, which no one else can forge. Elsewhere,
+    the owner of the socket file, which is its creator's.
+    """
+    if hasattr(socket, "SO_PEERCRED"):
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return int(struct.unpack("3i", creds)[1])
+    return os.lstat(path).st_uid
+
+
+def _read_connection_file(path: Path) -> str:
+    """The connection file's text: never through a link, only a regular file of ours that no one else may change."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_uid != os.getuid():
+            raise ValueError(f"it belongs to another user ({user_name(info.st_uid)})")
+        if info.st_mode & 0o022:
+            raise ValueError("other users may change it")
+        return os.read(fd, MAX_CONNECTION_FILE).decode("utf-8")
+    finally:
+        os.close(fd)
+
+

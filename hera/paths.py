@@ -7,6 +7,8 @@
 * **system**: agents installed for every user (``/var/lib/hera/agents``).
 * **runtime**: pid-files, sockets and locks of running agents, private (0700):
   ``$XDG_RUNTIME_DIR/hera``, or ``/tmp/hera-<uid>`` where that is unset.
+  Every command checks it (:func:`runtime_dir`) before it believes anything
+  in it: ``/tmp/hera-<uid>`` is a name any local user can take first.
 * **state**: logs and shell history (``~/.local/state/hera``).
 
 Each can be moved by settings (``cache_dir``, ``system_dir``, ``runtime_dir``)
@@ -15,10 +17,13 @@ or the matching ``HERA_*`` variables.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import pwd
 import stat
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +97,138 @@ def user_cache_dir(user: str, home: Path | None = None) -> Path:
     if sys.platform == "darwin":
         return home / "Library" / "Application Support" / APP / "agents"
     return home / ".local" / "share" / APP / "agents"
+
+
+RUNTIME_HINT = (
+    "set XDG_RUNTIME_DIR, or runtime_dir in ~/.herarc (HERA_RUNTIME_DIR), to a private directory of your own"
+)
+
+
+def runtime_dir(path: Path, *, create: bool = False) -> Path | None:
+    """``path`` if it is a safe runtime directory; None if it does not exist (and ``create`` is false).
+
+    Safe means: a real directory (never a symbolic link, which is never
+    followed), owned by the caller, below directories that only root or the
+    caller can change. Checked through a file descriptor opened with
+    ``O_NOFOLLOW``, so what is checked is what is used: in a sticky ``/tmp``
+    no one else can rename or replace a directory of ours once it is checked.
+    A directory of the caller's that is open to others is narrowed to 0700
+    through that descriptor; nothing else is ever chmodded. Anything else is
+    a :class:`HeraError` naming the path and what to do.
+    """
+    path = Path(os.path.abspath(path))
+    _check_ancestors(path)
+    if create:
+        with _refusing(path):
+            # Missing parents are ours to make: every existing one above them was just checked.
+            os.makedirs(path.parent, mode=0o700, exist_ok=True)
+            try:
+                os.mkdir(path, 0o700)  # never follows: an existing link, even dangling, is EEXIST
+            except FileExistsError:
+                pass
+    with _refusing(path):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.getuid():
+            raise HeraError(f"{path} belongs to another user ({user_name(info.st_uid)})", hint=RUNTIME_HINT)
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            os.fchmod(fd, 0o700)
+    except OSError as exc:
+        raise HeraError(f"cannot make {path} private: {exc.strerror or exc}", hint=RUNTIME_HINT) from None
+    finally:
+        os.close(fd)
+    return path
+
+
+@contextlib.contextmanager
+def _refusing(path: Path) -> Iterator[None]:
+    """Turn the errors of mkdir/open on the runtime directory into one line; ELOOP means a link was there."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or os.path.islink(path):
+            raise HeraError(f"{path} is a symbolic link, which hera never follows", hint=RUNTIME_HINT) from None
+        if exc.errno == errno.ENOTDIR:
+            raise HeraError(f"{path} is not a directory", hint=RUNTIME_HINT) from None
+        raise HeraError(f"cannot use {path}: {exc.strerror or exc}", hint=RUNTIME_HINT) from None
+
+
+#: Symbolic links followed while checking one path before it counts as a loop (Linux's own limit).
+MAX_LINKS = 40
+
+
+def _check_ancestors(path: Path) -> None:
+    """Every directory above ``path`` (and every link on the way) must be changeable only by root or us.
+
+    Walked one component at a time, following links by hand, so each
+    directory that is really passed through is looked at: another user's
+    directory, or one others may write to that is not sticky (``/tmp`` is),
+    could swap the runtime directory for theirs after we checked it.
+    """
+    trusted = {0, os.getuid()}
+    pending = list(reversed(path.parent.parts[1:]))
+    current, links = Path("/"), 0
+    _check_directory(current, os.lstat(current), trusted, path)
+    while pending:
+        name = pending.pop()
+        if name in ("", "."):
+            continue
+        if name == "..":
+            current = current.parent
+            continue
+        candidate = current / name
+        try:
+            info = os.lstat(candidate)
+        except FileNotFoundError:
+            return  # created below a directory we have checked
+        except OSError as exc:
+            raise HeraError(f"cannot use {path}: {candidate}: {exc.strerror or exc}", hint=RUNTIME_HINT) from None
+        if info.st_uid not in trusted:
+            raise HeraError(
+                f"{candidate} belongs to another user ({user_name(info.st_uid)}), so {path} cannot be trusted",
+                hint=RUNTIME_HINT,
+            )
+        if stat.S_ISLNK(info.st_mode):
+            links += 1
+            if links > MAX_LINKS:
+                raise HeraError(f"cannot use {path}: too many symbolic links", hint=RUNTIME_HINT)
+            target = Path(os.readlink(candidate))
+            if target.is_absolute():
+                current = Path("/")
+            pending.extend(reversed([part for part in target.parts if part != "/"]))
+            continue
+        _check_directory(candidate, info, trusted, path)
+        current = candidate
+
+
+def _check_directory(directory: Path, info: os.stat_result, trusted: set[int], path: Path) -> None:
+    if not stat.S_ISDIR(info.st_mode):
+        raise HeraError(f"cannot use {path}: {directory} is not a directory", hint=RUNTIME_HINT)
+    if info.st_uid not in trusted:
+        raise HeraError(
+            f"{directory} belongs to another user ({user_name(info.st_uid)}), so {path} cannot be trusted",
+            hint=RUNTIME_HINT,
+        )
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        raise HeraError(
+            f"{directory} can be changed by other users (mode {stat.S_IMODE(info.st_mode):o}, not sticky), "
+            f"so {path} cannot be trusted",
+            hint=RUNTIME_HINT,
+        )
+
+
+def user_name(uid: int) -> str:
+    """A uid as people know it, for error lines that say whose a file or process is."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 def private_dir(path: Path) -> Path:

@@ -54,9 +54,10 @@ class Agent:
 class Store:
     """One cache directory (a scope) and the runtime directory of its agents."""
 
-    def __init__(self, directory: Path, scope: str, runtime_dir: Path, *, foreign: bool = False) -> None:
+    def __init__(self, directory: Path, scope: str, runtime_dir: Path | None, *, foreign: bool = False) -> None:
         self.directory = directory
         self.scope = scope
+        # The caller's runtime directory; None for another user's cache, whose agents are found by title alone.
         self.runtime_dir = runtime_dir
         self.foreign = foreign  # another user's cache, written by root on their behalf
 
@@ -138,8 +139,34 @@ class Store:
             found.append(agent)
         return found
 
-    def liveness(self, uuid: str) -> pidfile.Liveness:
-        return pidfile.check(self.runtime_dir, uuid)
+    def liveness(self, uuid: str, titles: dict[str, list[int]] | None = None) -> pidfile.Liveness:
+        """Whether ``uuid`` is up, believing only the processes of those who can run it (see :mod:`hera.pidfile`)."""
+        try:
+            owner: int | None = os.lstat(self.path_for(uuid)).st_uid
+        except OSError:
+            owner = None
+        return pidfile.check(self.runtime_dir, uuid, titles, users=pidfile.believed_users(owner))
+
+    @contextlib.contextmanager
+    def claimed(self, agent: Agent) -> Iterator[None]:
+        """Hold the lock while ``up`` checks that ``agent`` is installed and not up, and claims it.
+
+        destroy and uninstall check and remove under the same lock, so an
+        agent is either claimed first (and they refuse: it is up) or removed
+        first (and ``up`` refuses): never up with its cached file gone. The
+        claim is the agent's pid-file, which ``up`` writes for the process
+        it starts before it lets go (:func:`hera.pidfile.names_agent`).
+        """
+        with self.locked():
+            if not agent.path.exists():
+                raise HeraError(
+                    f"agent {agent.callsign} ({agent.uuid[:8]}) was removed meanwhile by another command",
+                    hint="'hera agents' lists what is installed",
+                )
+            live = self.liveness(agent.uuid)
+            if live.up:
+                raise Conflict(f"agent {agent.callsign} ({agent.uuid[:8]}) is already up (pid {live.pid})")
+            yield
 
     def refuse_if_up(self, agent: Agent, action: str) -> pidfile.Liveness:
         """The agent's liveness (a stale pid-file already removed); :class:`Conflict` if it is up."""

@@ -17,6 +17,7 @@ import logging.handlers
 import os
 import secrets
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 
 from hera import pidfile
 from hera.atomic import previous_path
+from hera.errors import HeraError
 from hera.instance import load_or_previous, now, read_header, save
 
 log = logging.getLogger("hera.agent")
@@ -132,10 +134,12 @@ def run(launch: Launch) -> int:
     import setproctitle
 
     setproctitle.setproctitle(pidfile.title(header.callsign, header.uuid, header.family.name, header.layout))
-    lock_fd = os.open(files["lock"], os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        lock_fd = _take_lock(launch.runtime_dir, files["lock"])
+    except HeraError as exc:
+        ready.send("ERROR", exc.line())
+        return 1
+    if lock_fd is None:
         ready.send("ERROR", f"agent {header.callsign} ({header.uuid[:8]}) is already up")
         return 1
     _setup_logging(launch.log_dir, launch.uuid)
@@ -147,8 +151,6 @@ def run(launch: Launch) -> int:
         log.info("up: %s %s on %s (pid %d)", header.callsign, header.uuid, launch.device, os.getpid())
         return _serve(launch, header, ready, files, noted)
     except Exception as exc:
-        from hera.errors import HeraError
-
         log.exception("agent failed")
         # hera's own errors are written for the user already; anything else is named by its type
         ready.send("ERROR", str(exc) if isinstance(exc, HeraError) else f"{type(exc).__name__}: {exc}")
@@ -156,8 +158,55 @@ def run(launch: Launch) -> int:
     finally:
         for key in ("socket", "connection"):
             files[key].unlink(missing_ok=True)
-        pidfile.path(launch.runtime_dir, launch.uuid).unlink(missing_ok=True)
+        pidfile.remove(launch.runtime_dir, launch.uuid, os.getpid())
         os.close(lock_fd)
+
+
+def _take_lock(runtime_dir: Path, lock: Path) -> int | None:
+    """The agent's own lock, held while it runs: its fd, or None if another process holds it.
+
+    The runtime directory is checked again here (the agent may be started by
+    something other than ``hera up``), and the lock file is opened without
+    following a link and must be a regular file of ours: a lock elsewhere
+    would lock nothing.
+    """
+    from hera.paths import RUNTIME_HINT, runtime_dir as safe_runtime_dir
+
+    safe_runtime_dir(runtime_dir, create=True)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        raise HeraError(f"cannot open the agent's lock {lock}: {exc.strerror or exc}", hint=RUNTIME_HINT) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+        os.close(fd)
+        raise HeraError(f"{lock} is not a lock file of yours; remove it", hint=RUNTIME_HINT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _write_connection_file(target: Path, connection: dict[str, Any]) -> None:
+    """The key's only copy on disk: into a file created here, then renamed into place.
+
+    Created exclusively (``O_EXCL``, never through a link) under a name of
+    this process's own, so nothing planted at either name is written
+    through; the rename replaces what is at the final name without following
+    it, and a reader never sees half a file.
+    """
+    tmp = target.with_name(f".{target.name}.{os.getpid()}")
+    tmp.unlink(missing_ok=True)  # left by a killed agent that had this pid
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(connection, handle)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], noted: list[str]) -> int:
@@ -182,7 +231,10 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], no
     initialised = time.perf_counter()
     # Arrays named "hera.*" are the agent's own (unread output), not the family's.
     own = {name: instance.arrays.pop(name) for name in list(instance.arrays) if name.startswith(OWN_PREFIX)}
-    runtime = family.runtime(instance.header, instance.arrays, arch)
+    try:
+        runtime = family.runtime(instance.header, instance.arrays, arch)
+    except HeraError as exc:  # the family names the array; only the agent knows which file held it
+        raise HeraError(f"{launch.cache_path}: {exc.message}", hint=exc.hint) from None
     del instance
     log.info(
         "loaded the cache in %.2f s, Taichi (%s) in %.2f s, the brain onto the device in %.2f s",
@@ -236,6 +288,9 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], no
         "tcp_port": server.tcp_port,
         "neurons": header.summary.get("neurons"),
         "runtime_dir": str(launch.runtime_dir),
+        # Copies are written beside the cache (on disk, hard-linked into place where it can be),
+        # never where a message says; the runtime directory is often a small tmpfs.
+        "copy_dir": str(launch.cache_path.parent),
     }
     runner = Runner(
         runtime,
@@ -260,9 +315,7 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], no
             "key": key.hex(),
             "signature_scheme": "hmac-sha256",
         }
-        fd = os.open(files["connection"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(connection, handle)
+        _write_connection_file(files["connection"], connection)
     server.start()
     if not header.dynamic:
         # The first stop of a fresh instance creates its cached state; save now so
@@ -278,7 +331,7 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], no
         # The spec: terminate, update the cache, and continue with a core dump.
         for key_ in ("socket", "connection"):
             files[key_].unlink(missing_ok=True)
-        pidfile.path(launch.runtime_dir, launch.uuid).unlink(missing_ok=True)
+        pidfile.remove(launch.runtime_dir, launch.uuid, os.getpid())
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGQUIT)
     return 0

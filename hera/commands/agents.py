@@ -63,7 +63,7 @@ def _caches(ctx: Any) -> tuple[list[tuple[str, Any]], list[str]]:
                 hint=(f"run it as {ctx.args.user} or " if ctx.args.user != "root" else "run it ")
                 + f"as root (sudo hera agents --user {ctx.args.user})",
             ) from None
-        return [(ctx.args.user, Store(directory, "user", where.runtime_dir))], []
+        return [(ctx.args.user, Store(directory, "user", None))], []
     if not ctx.args.all:
         return [mine], []
     caches, unreadable = [mine], []
@@ -75,7 +75,7 @@ def _caches(ctx: Any) -> tuple[list[tuple[str, Any]], list[str]]:
         seen.add(directory)
         try:
             if _is_dir(directory):
-                caches.append((entry.pw_name, Store(directory, "user", where.runtime_dir)))
+                caches.append((entry.pw_name, Store(directory, "user", None)))
         except PermissionError:
             unreadable.append(entry.pw_name)
     try:
@@ -106,7 +106,10 @@ def run(ctx: Any) -> int:
     from hera.errors import HeraError
     from hera.table import emit, human_bytes
 
-    titles = pidfile.running_titles()
+    from hera.paths import runtime_dir
+
+    runtime_dir(target.locations(ctx).runtime_dir)  # refused up front if unsafe, even with nothing installed
+    titles = pidfile.running_titles()  # one scan for every agent listed
     rows = []
     caches, unreadable = _caches(ctx)
     for owner, store in caches:
@@ -122,11 +125,13 @@ def run(ctx: Any) -> int:
             continue
         for agent in agents:
             header = agent.header
-            live = pidfile.check(store.runtime_dir, agent.uuid, titles)
+            live = store.liveness(agent.uuid, titles)
             target.report_stale(ctx, agent, live)
             status: dict[str, Any] = {}
             if header is None:
                 state = "unreadable" if not os.access(agent.path, os.R_OK) else "broken"
+            elif live.up and store.runtime_dir is None:
+                state = "up"  # another user's agent, by its own user's process: its pid-file and socket are theirs
             elif live.up:
                 status = _live_status(store, agent) if live.pid_file else {}
                 state = status.get("state", "up") if live.pid_file else "up (no pid-file)"

@@ -39,8 +39,8 @@ def debug_prompt(uuid: str) -> int:
 def stay(
     ctx: Any, store: Any, agent: Any, process: Any, *, quiet: bool, prompt: bool = False, after: int | None = None
 ) -> int:
-    from hera.agent.main import paths
-    from hera.client import AgentClient, AgentGone
+    from hera.client import AgentGone
+    from hera.commands import target
 
     keys: list[str] = []
     previous = {
@@ -58,7 +58,7 @@ def stay(
 
     status: dict[str, Any] = {}
     try:
-        client = AgentClient.unix(paths(store.runtime_dir, agent.uuid)["socket"])
+        client = target.connect(store, agent)
         while True:
             if open_prompt:
                 open_prompt = False

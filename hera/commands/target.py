@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hera import ident
-from hera.errors import HeraError, NotFound, UsageError
+from hera.errors import Conflict, HeraError, NotFound, UsageError
 from hera.paths import Locations
 from hera.store import Agent, Store
 
@@ -109,8 +109,6 @@ def report_stale(ctx: Any, agent: Agent, live: Any) -> None:
 
 def select_up(ctx: Any, file: Path | None = None, *, verb: str) -> tuple[Store, Agent]:
     """The up agent the command line names; with nothing named, the only one that is up."""
-    from hera.errors import Conflict
-
     if file is not None or identifier(ctx) is not None:
         if file is not None and not file.is_absolute():
             file = ctx.workdir / file
@@ -128,8 +126,15 @@ def select_up(ctx: Any, file: Path | None = None, *, verb: str) -> tuple[Store, 
 
 
 def connect(store: Store, agent: Agent, timeout: float | None = 30.0) -> Any:
-    """A client on the agent's unix socket."""
+    """A client on the agent's unix socket, in a runtime directory checked first, served by our own process."""
     from hera.agent.main import paths
     from hera.client import AgentClient
+    from hera.paths import runtime_dir
 
-    return AgentClient.unix(paths(store.runtime_dir, agent.uuid)["socket"], timeout=timeout)
+    directory = runtime_dir(store.runtime_dir) if store.runtime_dir is not None else None
+    if directory is None:
+        raise Conflict(
+            f"agent {agent.callsign} ({agent.uuid[:8]}) has no control socket here",
+            hint="only the user who upped it can talk to it",
+        )
+    return AgentClient.unix(paths(directory, agent.uuid)["socket"], timeout=timeout)

@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(ctx: Any) -> int:
     import sys
 
-    from hera import devices, family as families, pidfile
+    from hera import devices, family as families
     from hera.agent import launch as launcher
     from hera.agent.main import Launch
     from hera.commands import target
@@ -55,6 +55,10 @@ def run(ctx: Any) -> int:
         raise HeraError("--after N needs --interactive and N >= 0")
     if args.interactive and (args.daemon or args.silent):
         raise HeraError("--interactive cannot be combined with --daemon or --silent")
+    from hera.paths import runtime_dir
+
+    where = target.locations(ctx)
+    runtime_dir(where.runtime_dir)  # before anything is installed, or believed from it
     store, agent = _select_or_install(ctx)
     if agent.header is None:  # a damaged cached file: its previous good save, if kept, or say so
         agent.header = _previous_header(agent)
@@ -75,11 +79,11 @@ def run(ctx: Any) -> int:
     others = [
         f"{a.callsign}"
         for s, a in target.installed(ctx)
-        if a.uuid != agent.uuid and a.header is not None and pidfile.check(s.runtime_dir, a.uuid).up and a.header.device == device.id
+        if a.uuid != agent.uuid and a.header is not None and s.liveness(a.uuid).up and a.header.device == device.id
     ]
     from hera import plan as plans
 
-    plan = plans.make(header, family, device, agent.size() or 0, others, host)
+    plan = plans.make(header, family, device, agent.size() or 0, others, host, source=agent.path)
     if args.simulate:
         ctx.out.write("\n".join(plan.report()) + "\n")
         return 0 if plan.fits is not False else 1
@@ -89,10 +93,7 @@ def run(ctx: Any) -> int:
             f"agent {header.callsign} needs more than {device.id} has free",
             hint="free the device, pick another with --device, or build a smaller layout",
         )
-    where = target.locations(ctx)
-    from hera.paths import private_dir
-
-    private_dir(where.runtime_dir)
+    runtime_dir(where.runtime_dir, create=True)
     launch = Launch(
         uuid=agent.uuid,
         cache_path=agent.path,
@@ -105,7 +106,8 @@ def run(ctx: Any) -> int:
         start_state="paused" if args.paused or args.interactive else "running",
         autosave_interval=settings.autosave_interval,
     )
-    process, status = launcher.start(launch)
+    # Checked again and claimed under the store's lock, which destroy and uninstall take too.
+    process, status = launcher.start(launch, claim=store.claimed(agent))
     if status.get("warning"):  # the agent fell back to the previous good save of a damaged cached file
         ctx.err.write(f"hera: warning: {status['warning']}\n")
         ctx.err.flush()
@@ -187,6 +189,9 @@ def _select_or_install(ctx: Any) -> tuple[Any, Any]:
             from hera.store import Agent
 
             return target.user_store(ctx), Agent(file, "file", read_header(file))
+    from hera.commands.install import check_params
+
+    check_params(file, ctx.workdir)  # a file its family rejects never reaches the cache
     store = target.user_store(ctx)
     taken = {agent.callsign for _, agent in target.installed(ctx)}
     agent = store.install(file, owner=target.owner(), taken=taken, as_new=ctx.args.as_new)
