@@ -19,12 +19,17 @@ Authentication, as Jupyter kernels do it:
   cannot be sent back to it as a request.
 
 Each operation's arguments are checked by name and strict type (``ARGS``):
-``step`` with ``n: "5"`` or ``n: 1.5`` is refused, not coerced. The full
-reference is docs/protocol.md.
+``step`` with ``n: "5"`` or ``n: 1.5`` is refused, not coerced. No request
+carries a file path: ``copy`` takes no arguments at all (the agent names
+its file, in a directory only its owner reaches), and ``feed`` carries bytes
+as base64 so that input need not be UTF-8. The full reference is
+docs/protocol.md.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -33,6 +38,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MAX_MESSAGE = 1 << 20
+#: The most bytes one ``feed`` may carry: the longest line ``hera signal SIGTTIN`` feeds, newline included.
+FEED_LIMIT = 64 * 1024
+#: How an error reply that means "not now, try again" starts: ``feed`` while the agent's input queue is full.
+BUSY = "busy:"
 #: Replies may be larger (spike records); requests stay small.
 MAX_REPLY = 64 << 20
 PROTOCOL_VERSION = 1
@@ -103,15 +112,40 @@ class BreakpointRemoveArgs(Args):
 
 
 class FeedArgs(Args):
-    text: str = Field(max_length=MAX_MESSAGE)
+    """Input for the agent: ``data``, any bytes as base64 (what ``hera signal SIGTTIN`` sends), or ``text``.
+
+    Input is bytes, not text: a pipe may carry anything, and text with bytes
+    that are not UTF-8 cannot even be written as JSON (the issue's pydantic
+    serialisation error). ``text`` stays for people typing at the shell.
+    """
+
+    text: str | None = Field(None, max_length=MAX_MESSAGE)
+    data: str | None = Field(None, max_length=4 * (FEED_LIMIT // 3 + 1))
+
+    @model_validator(mode="after")
+    def _one_of_them(self) -> FeedArgs:
+        if (self.text is None) == (self.data is None):
+            raise ValueError("feed takes either text or data (base64), not both and not neither")
+        if self.data is not None:
+            decode_data(self.data)
+        return self
+
+
+def decode_data(data: str) -> bytes:
+    """The bytes of a ``feed`` request's ``data``; only strict base64 is accepted."""
+    try:
+        return base64.b64decode(data.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise ValueError("data is not base64") from None
+
+
+def encode_data(data: bytes) -> str:
+    """``data`` for a ``feed`` request."""
+    return base64.b64encode(data).decode("ascii")
 
 
 class StateArgs(Args):
     names: list[str] | None = Field(None, max_length=4096)
-
-
-class CopyArgs(Args):
-    path: str = Field(min_length=1, max_length=4096)
 
 
 class AttachArgs(Args):
@@ -134,7 +168,6 @@ ARGS: dict[str, type[Args]] = {
     "feed": FeedArgs,
     "state": StateArgs,
     "attach": AttachArgs,
-    "copy": CopyArgs,
     "signal": SignalArgs,
     "record": RecordArgs,
 }

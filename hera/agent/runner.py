@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import threading
 import time
 from collections import deque
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hera.agent import protocol
 from hera.agent.server import Call, ControlServer
 from hera.runtime import Runtime
 
@@ -37,8 +39,10 @@ MAX_BATCH = 1 << 20
 #: Bytes of output kept for readers; older output is dropped (and counted).
 OUTPUT_LIMIT = 1 << 20
 #: Longest line a controller may feed, and the most bytes queued for input.
-LINE_LIMIT = 64 * 1024
+LINE_LIMIT = protocol.FEED_LIMIT
 INPUT_LIMIT = 1 << 20
+#: How the copies the agent writes for ``hera copy`` are named: ``.hera-copy.<uuid>.<iteration>.<random>``.
+COPY_PREFIX = ".hera-copy."
 
 
 @dataclass
@@ -137,6 +141,11 @@ class Runner:
                 self.drain(block=not active)
                 if self.state == "running" or self.steps_left > 0:
                     self.batch()
+                    # A kernel holds the GIL for the whole batch and the Python between batches is
+                    # shorter than the switch interval, so without this the connection threads (accept,
+                    # hello, reading requests) would get the GIL only now and then: a flood of
+                    # connections then starved the owner's. sleep(0) hands it over, if anyone waits.
+                    time.sleep(0)
                 self.maybe_autosave()
         except Exit as leaving:
             self.finish_save(wait=True)
@@ -448,15 +457,34 @@ class Runner:
         call.ok([{"name": p.name, "kind": p.kind, "size": p.size, "description": p.description} for p in self.runtime.probes()])
 
     def op_feed(self, call: Call, args: dict[str, Any]) -> None:
-        text = args.get("text")
-        if not isinstance(text, str):
-            raise ValueError("feed needs text")
-        data = text.encode("utf-8", "replace")
+        """Queue input, all of it or none: with ``INPUT_LIMIT`` bytes waiting the caller is told it is busy.
+
+        The refusal is the back-pressure: ``hera signal SIGTTIN`` waits and
+        sends the same bytes again, so nothing is dropped, and what waits (and
+        is saved with every checkpoint) never grows past the limit.
+        """
+        if args.get("data") is not None:
+            data = protocol.decode_data(args["data"])
+        elif isinstance(args.get("text"), str):
+            data = args["text"].encode("utf-8", "replace")
+        else:
+            raise ValueError("feed needs text or data")
         if len(data) > LINE_LIMIT:
             raise ValueError(f"line longer than {LINE_LIMIT} bytes")
+        queued = self.queued_input()
+        if data and queued + len(data) > INPUT_LIMIT:
+            call.fail(
+                f"{protocol.BUSY} the input queue is full ({queued} of {INPUT_LIMIT} bytes waiting, "
+                f"{len(data)} more asked); retry once the agent has taken some in"
+            )
+            return
         self.runtime.feed(data)
         self.dirty = True
-        call.ok({"fed": len(data)})
+        call.ok({"fed": len(data), "queued": queued + len(data)})
+
+    def queued_input(self) -> int:
+        """Bytes fed and not yet taken in by the brain (the family's own count)."""
+        return int(self.runtime.queued())
 
     def op_read(self, call: Call, args: dict[str, Any]) -> None:
         self.collect_output()
@@ -498,14 +526,26 @@ class Runner:
             pass  # already answered with the reason
 
     def op_copy(self, call: Call, args: dict[str, Any]) -> None:
-        """A complete point-in-time copy at ``path``, never over an existing file (``hera copy``)."""
-        path = Path(args["path"])
-        if not path.is_absolute():
-            raise ValueError("copy needs an absolute path")
+        """A complete point-in-time copy, written where only the owner reaches, under a name the agent makes.
+
+        The request names no path: a path in a message would let whoever can
+        send one make the agent write its brain where they like. The copy goes
+        to ``info["copy_dir"]`` (the cache directory, where the agent's main
+        process says so: on disk, and usually on the same file system as the
+        user's files, so ``hera copy`` can hard-link it into place) or else to
+        the runtime directory; both are the owner's alone. The name is hidden
+        and not ``*.json``, so no listing takes it for an agent. ``hera copy``
+        then moves it to where the user asked, resolving that path itself
+        without following another user's links.
+        """
+        directory = self.info.get("copy_dir") or self.info.get("runtime_dir")
+        if not directory:
+            raise ValueError("this agent has no private directory to write a copy into")
+        name = f"{COPY_PREFIX}{self.info['uuid']}.{self.runtime.iteration}.{secrets.token_hex(4)}"
         try:
-            self.start_save("copy", target=path, waiter=call)
+            self.start_save("copy", target=Path(directory) / name, waiter=call)
         except OSError:
-            pass
+            pass  # already answered with the reason
 
     def op_attach(self, call: Call, args: dict[str, Any]) -> None:
         if args.get("pause"):

@@ -6,11 +6,28 @@ loop drains between batches; ``status`` is answered at once from a snapshot
 the loop publishes, so it comes back within milliseconds however long a batch
 runs. One controller at a time holds the prompt (``attach``); any number may
 watch.
+
+Anyone on the host can open connections to a loopback port, and the agent's
+own user can open as many to its unix socket as they like, so what a
+connection can cost the agent is bounded (docs/protocol.md, "Limits"):
+
+* a TCP connection is *handshaking* until it sends a validly signed message:
+  at most ``MAX_HANDSHAKING`` at once (a new one closes the oldest), each for
+  at most ``HANDSHAKE_SECONDS``, and its first line may be at most
+  ``HANDSHAKE_LINE`` bytes, so a peer without the key holds a few descriptors
+  and a little memory for a few seconds, never the agent;
+* *established* connections (a unix peer whose uid SO_PEERCRED vouched for, a
+  TCP peer that signed a message) are at most ``MAX_ESTABLISHED``; a new one
+  closes the one idle longest, so the owner's next ``hera`` always gets in;
+* the accept loops never end on an error: EMFILE, ENFILE, ECONNABORTED or
+  anything else is logged, waited out with a growing back-off, and accepting
+  goes on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -18,6 +35,7 @@ import secrets
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +48,30 @@ log = logging.getLogger("hera.agent")
 
 #: Requests a connection may have waiting in the inbox; beyond it the client is told to slow down.
 MAX_PENDING = 64
+#: TCP connections that have not yet sent a validly signed message; a new one beyond it closes the oldest.
+MAX_HANDSHAKING = 64
+#: Seconds a TCP connection has to send its first validly signed message before it is closed.
+HANDSHAKE_SECONDS = 5.0
+#: The longest line a peer that has not authenticated may send (a signed request of any usual size fits).
+HANDSHAKE_LINE = 256 * 1024
+#: Authenticated connections (unix peers of the agent's uid, TCP peers that signed); a new one closes the idlest.
+MAX_ESTABLISHED = 192
+#: Pending connections the kernel keeps for accept(): a burst waits there instead of being refused.
+BACKLOG = 128
+#: accept() failed: wait this long first, doubling up to the second figure, then try again.
+ACCEPT_BACKOFF = (0.01, 0.5)
+#: How often handshakes past their deadline are looked for.
+REAP_SECONDS = 0.25
+#: A warning that a peer can provoke is logged at most this often (per kind), with a count of the rest.
+WARN_SECONDS = 5.0
+
+
+def _unread_line(sock: socket.socket) -> bool:
+    """Whether the peer has sent the end of a line that no thread has read yet (looked at, not taken)."""
+    try:
+        return b"\n" in sock.recv(64 * 1024, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:  # nothing waiting (EAGAIN), or the socket is gone
+        return False
 
 
 @dataclass
@@ -47,7 +89,7 @@ class Call:
         self.respond(Reply(id=self.request.id, ok=False, error=error))
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: connections live in a set
 class Connection:
     sock: socket.socket
     kind: str  # "unix" | "tcp"
@@ -58,6 +100,11 @@ class Connection:
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending: int = 0
     closed: bool = False
+    #: When it was accepted, and when it last sent a message (monotonic): who is evicted first.
+    accepted: float = field(default_factory=time.monotonic)
+    active: float = field(default_factory=time.monotonic)
+    #: A unix peer vouched for by SO_PEERCRED, or a TCP peer that sent a validly signed message.
+    authenticated: bool = False
 
     def send(self, reply: Reply) -> None:
         with self.lock:
@@ -86,6 +133,12 @@ class ControlServer:
         self.listeners: list[tuple[socket.socket, str]] = []
         self.holder: Connection | None = None  # the controller holding the prompt
         self._stop = threading.Event()
+        #: Every open connection. Registered, shut down and closed only under ``_guard``, so a
+        #: shutdown never reaches a descriptor number that a closed socket left for reuse.
+        self._connections: set[Connection] = set()
+        self._guard = threading.Lock()
+        #: Warnings that a peer can provoke at will, by kind: when last logged, and how many since.
+        self._warned: dict[str, tuple[float, int]] = {}
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
         unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -94,20 +147,22 @@ class ControlServer:
             unix.bind(str(socket_path))
         finally:
             os.umask(old)
-        unix.listen(16)
+        unix.listen(BACKLOG)
         self.listeners.append((unix, "unix"))
         self.tcp_port: int | None = None
         if tcp:
             server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             server.bind((tcp_host, 0))
-            server.listen(16)
+            server.listen(BACKLOG)
             self.tcp_port = server.getsockname()[1]
             self.listeners.append((server, "tcp"))
 
     def start(self) -> None:
         for listener, kind in self.listeners:
             threading.Thread(target=self._accept, args=(listener, kind), daemon=True, name=f"hera-accept-{kind}").start()
+        if any(kind == "tcp" for _, kind in self.listeners):
+            threading.Thread(target=self._reap, daemon=True, name="hera-reaper").start()
 
     def close(self) -> None:
         self._stop.set()
@@ -118,12 +173,119 @@ class ControlServer:
             self.socket_path.unlink()
 
     def _accept(self, listener: socket.socket, kind: str) -> None:
+        """Accept for as long as the agent lives: an error is waited out, never the end of the thread.
+
+        The issue this answers: ~1,100 connections made accept() fail with
+        EMFILE, which ended the thread, and the owner's ``hera`` then waited
+        in vain until the agent died.
+        """
+        delay = ACCEPT_BACKOFF[0]
+        failing = False
         while not self._stop.is_set():
             try:
                 sock, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(sock, kind), daemon=True, name="hera-conn").start()
+            except OSError as exc:
+                if self._stop.is_set():
+                    return  # close() closed the listener under us: the only way out
+                if not failing:  # one line per streak of failures, not one per retry
+                    self._warn(f"accept-{kind}", f"accept on the {kind} socket failed ({exc}); retrying")
+                    failing = True
+                self._shed_for(exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, ACCEPT_BACKOFF[1])
+                continue
+            except Exception:  # noqa: BLE001 - the thread must outlive any surprise
+                log.exception("accept on the %s socket failed", kind)
+                self._stop.wait(ACCEPT_BACKOFF[1])
+                continue
+            if failing:
+                log.info("accepting on the %s socket again", kind)
+            delay, failing = ACCEPT_BACKOFF[0], False
+            self._admit(sock, kind)
+
+    def _shed_for(self, exc: OSError) -> None:
+        """Out of descriptors: close the oldest handshake, whose peer has proved nothing, to make room."""
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            with self._guard:
+                waiting = [c for c in self._connections if not c.authenticated and not c.closed]
+                if waiting:
+                    self._evict(min(waiting, key=lambda c: c.accepted))
+
+    def _admit(self, sock: socket.socket, kind: str) -> None:
+        """Register a new connection (closing whom the caps say) and give it a thread of its own."""
+        conn = Connection(sock, kind)
+        try:
+            if kind == "unix":
+                if not self._peer_allowed(sock):
+                    self._warn("peer", "refused a unix connection from another user")
+                    sock.close()
+                    return
+                conn.authenticated = True
+            with self._guard:
+                self._make_room(conn)
+                self._connections.add(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True, name="hera-conn").start()
+        except Exception as exc:  # noqa: BLE001 - no thread to be had (RuntimeError), a socket gone: drop this one
+            log.warning("dropped a %s connection: %s", kind, exc)
+            self._forget(conn)
+
+    def _make_room(self, conn: Connection) -> None:
+        """Keep each kind of connection within its cap by closing the one that has waited or idled longest."""
+        same = [c for c in self._connections if c.authenticated == conn.authenticated and not c.closed]
+        cap = MAX_ESTABLISHED if conn.authenticated else MAX_HANDSHAKING
+        while len(same) >= cap:
+            victim = min(same, key=lambda c: c.active if c.authenticated else c.accepted)
+            same.remove(victim)
+            what = "established connections" if conn.authenticated else "connections that have not authenticated"
+            self._warn(f"cap-{conn.authenticated}", f"closed the {victim.kind} connection that waited longest: at most {cap} {what}")
+            self._evict(victim)
+
+    def _evict(self, conn: Connection) -> None:
+        """Wake the connection's thread with a shutdown; it closes the socket (the caller holds ``_guard``)."""
+        conn.closed = True
+        if conn in self._connections:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
+    def _forget(self, conn: Connection) -> None:
+        conn.closed = True
+        with self._guard:
+            self._connections.discard(conn)
+            with contextlib.suppress(OSError):
+                conn.sock.close()
+
+    def _authenticated(self, conn: Connection) -> None:
+        """A TCP peer signed a message: it leaves the handshakes for the established connections."""
+        with self._guard:
+            conn.authenticated = True
+            self._connections.discard(conn)
+            self._make_room(conn)
+            self._connections.add(conn)
+
+    def _warn(self, key: str, message: str) -> None:
+        """Log a warning a peer can provoke at most once per ``WARN_SECONDS`` per kind: a flood must not rotate the log away."""
+        now = time.monotonic()
+        last, quiet = self._warned.get(key, (0.0, 0))
+        if last and now - last < WARN_SECONDS:
+            self._warned[key] = (last, quiet + 1)
+            return
+        if len(self._warned) > 256:  # keys carry refusal texts: keep the table small
+            self._warned.clear()
+        self._warned[key] = (now, 0)
+        log.warning("%s%s", message, f" (and {quiet} more like it since the last)" if quiet else "")
+
+    def _reap(self) -> None:
+        """Close handshakes past their deadline, however busy (or slowly dribbling) their peer is."""
+        while not self._stop.wait(REAP_SECONDS):
+            now = time.monotonic()
+            with self._guard:
+                for conn in [c for c in self._connections if not c.authenticated and not c.closed]:
+                    waited = now - conn.accepted
+                    # A kernel holds the GIL for a whole batch (or a long iteration), so a whole line may
+                    # have arrived that no thread could read yet: it gets up to twice the deadline.
+                    if waited > HANDSHAKE_SECONDS and (waited > 2 * HANDSHAKE_SECONDS or not _unread_line(conn.sock)):
+                        self._warn("deadline", f"closed a {conn.kind} connection that did not authenticate within {HANDSHAKE_SECONDS:g} s")
+                        self._evict(conn)
 
     def _peer_allowed(self, sock: socket.socket) -> bool:
         """Only the agent's own user may use the unix socket (besides its 0600 mode)."""
@@ -134,20 +296,19 @@ class ControlServer:
         _, uid, _ = struct.unpack("3i", creds)
         return uid in (os.getuid(), 0)
 
-    def _serve(self, sock: socket.socket, kind: str) -> None:
-        conn = Connection(sock, kind)
+    def _serve(self, conn: Connection) -> None:
+        sock, kind = conn.sock, conn.kind
         try:
-            if kind == "unix" and not self._peer_allowed(sock):
-                log.warning("refused a unix connection from another user")
-                return
             nonce = secrets.token_hex(16)
             sock.sendall(protocol.hello(nonce, self.uuid, auth=kind == "tcp"))
             if kind == "tcp":
                 conn.verifier = protocol.Verifier(self.key, nonce)
                 conn.key, conn.nonce = self.key, nonce
             reader = sock.makefile("rb")
-            while not self._stop.is_set():
-                line = reader.readline(protocol.MAX_MESSAGE * 2 + 2)
+            while not self._stop.is_set() and not conn.closed:
+                # Until it has authenticated, a peer may not make the agent buffer a big line.
+                limit = protocol.MAX_MESSAGE * 2 if conn.authenticated else HANDSHAKE_LINE
+                line = reader.readline(limit + 2)
                 if not line:
                     return
                 if not line.endswith(b"\n"):
@@ -155,22 +316,23 @@ class ControlServer:
                     return
                 try:
                     payload = conn.verifier.open(line) if conn.verifier else line
+                    if not conn.authenticated:  # the signature is good: this peer holds the key
+                        self._authenticated(conn)
                     request = protocol.decode_request(payload)
                 except ProtocolError as exc:
-                    log.warning("refused a %s message: %s", kind, exc)
+                    self._warn(f"refused-{kind}-{str(exc).partition(':')[0]}", f"refused a {kind} message: {exc}")
                     conn.send(Reply(id=0, ok=False, error=str(exc)))
                     if conn.verifier is not None:
                         return  # an unauthenticated peer gets no second try on this connection
                     continue
+                conn.active = time.monotonic()
                 self._dispatch(conn, request)
         except OSError:
             return
         finally:
-            conn.closed = True
             if self.holder is conn:
                 self.holder = None
-            with contextlib.suppress(OSError):
-                sock.close()
+            self._forget(conn)
 
     def _dispatch(self, conn: Connection, request: Request) -> None:
         if request.op in ("hello", "status"):

@@ -7,6 +7,7 @@ same codec as any instance, then removes it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,37 @@ def write_snapshot(runtime: Runtime, names: Any, runtime_dir: str, uuid: str) ->
     return path
 
 
+#: What the agent names a snapshot: the controller reads (and removes) nothing else a reply names.
+SNAPSHOT_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.state\.\d+\.json")
+
+
 def read_snapshot(path: Path) -> tuple[int, dict[str, Any]]:
-    """The iteration and arrays of a snapshot file (removed once read)."""
+    """The iteration and arrays of a snapshot file (removed once read).
+
+    The path comes from a reply, so it is trusted no further than it must
+    be: it must carry the name the agent gives snapshots and be a regular
+    file of the caller's, opened without following a link, before anything
+    is read from it or removed.
+    """
     import mmap
     import os
+    import stat
 
     from hera.arrays import ArrayEntry, data_length_hint
+    from hera.errors import HeraError
     from hera.jsonscan import Scanner
 
-    fd = os.open(path, os.O_RDONLY)
+    path = Path(path)
+    if not SNAPSHOT_NAME.fullmatch(path.name):
+        raise HeraError(f"{path}: not a snapshot an agent writes; nothing was read")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise HeraError(f"cannot read the snapshot {path}: {exc.strerror or exc}") from None
+    facts = os.fstat(fd)
+    if not stat.S_ISREG(facts.st_mode) or facts.st_uid != os.geteuid():
+        os.close(fd)
+        raise HeraError(f"{path} is not a snapshot file of yours; nothing was read")
     try:
         with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as buf:
             document = Scanner(buf, length_hint=data_length_hint).document()

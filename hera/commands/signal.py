@@ -13,16 +13,30 @@ them another way (and says so in docs/signals.md):
   save (an autosave or the first up); the stale pid-file is cleaned later.
 
 SIGTTIN pipes this command's standard input, line by line, into the agent's
-input area; SIGTTOU writes the lines its output area produced to standard
-output. Both pass through the control plane with the limits below, and never
+input area: bytes as they are (base64 on the wire, so input that is not
+UTF-8 arrives intact), never more than one line of at most ``LINE_LIMIT``
+bytes in memory (a longer line, even one without end, is refused in one
+line). While the agent's input queue is full it answers busy, and this
+command waits and sends the line again: nothing is dropped, and nothing
+grows. A paused agent takes no input in, so then the command stops with one
+line saying how much went in. SIGTTOU writes what its output area
+produced to standard output. Both pass through the control plane and never
 block the inner loop.
+
+A real signal goes to the pid that hera has just found up, through a pidfd
+opened and checked before sending, so a pid that ended (or was reused) in
+between is never signalled; an agent that went away meanwhile is one line,
+"not up", never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import signal as signals
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hera.errors import HeraError
 
 TABLE = {
     "SIGCONT": "continue the inner loop if stopped, and detach from the terminal",
@@ -45,9 +59,15 @@ examples:
   echo "the quick brown fox" | hera --uuid 3f2a signal SIGTTIN
   hera --uuid 3f2a signal SIGTTOU --follow
 
-Limits on piped input: lines of at most 64 KiB, at most 1,000 lines a second."""
+Piped input goes in as bytes, line by line: lines of at most 64 KiB, at most
+1,000 lines a second; while the agent's input queue (1 MiB) is full, hera
+waits for it to take some in."""
 
 LINES_PER_SECOND = 1000
+#: The longest line (newline included) that may be fed: the protocol's limit on one feed.
+LINE_LIMIT = 64 * 1024
+#: While the agent is busy (its input queue full): first wait and longest wait, in seconds.
+BUSY_WAIT = (0.01, 0.2)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -76,8 +96,6 @@ def run(ctx: Any) -> int:
 
     name = canonical(ctx.args.name)
     store, agent = target.select_up(ctx, verb="signal")
-    pid = store.liveness(agent.uuid).pid
-    assert pid is not None
     if name == "SIGSTOP":
         with target.connect(store, agent) as client:
             status = client.request("signal", name="SIGSTOP")
@@ -90,18 +108,11 @@ def run(ctx: Any) -> int:
             os.execv(sys.executable, [sys.executable, "-m", "hera.shell", "--attach", agent.uuid])
         return 0
     if name == "SIGTTIN":
-        os.kill(pid, signals.SIGTTIN)
-        fed = 0
-        with target.connect(store, agent) as client:
-            for line in sys.stdin:
-                started = time.monotonic()
-                client.request("feed", text=line)
-                fed += 1
-                time.sleep(max(0.0, 1.0 / LINES_PER_SECOND - (time.monotonic() - started)))
-        ctx.err.write(f"fed {fed} line(s) to {agent.callsign}\n")
+        send(store, agent, signals.SIGTTIN)
+        feed(ctx, store, agent)
         return 0
     if name == "SIGTTOU":
-        os.kill(pid, signals.SIGTTOU)
+        send(store, agent, signals.SIGTTOU)
         with target.connect(store, agent) as client:
             try:
                 while True:
@@ -116,6 +127,165 @@ def run(ctx: Any) -> int:
                     time.sleep(0.1)
             except KeyboardInterrupt:
                 return 0
-    os.kill(pid, getattr(signals, name))
+    pid = send(store, agent, getattr(signals, name))
     ctx.out.write(f"sent {name} to {agent.callsign} (pid {pid})\n")
     return 0
+
+
+def send(store: Any, agent: Any, signum: int) -> int:
+    """Signal the agent's process, if it is still the agent's by the time the signal goes; its pid.
+
+    The agent may go down between any two looks at it (the issue: ``signal
+    SIGHUP`` racing ``down`` failed an assertion 2 times in 72), and a pid
+    that ended may be reused. So the pid is looked up now, a pidfd is opened
+    on it, the agent is looked up again (the pidfd now holds that very
+    process, whatever its number becomes), and the signal goes through the
+    pidfd. Where pidfds are missing (Linux before 5.3) plain kill is used.
+    """
+    import os
+
+    from hera.errors import HeraError
+
+    pid = _up_pid(store, agent)
+    pidfd = -1
+    try:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            raise _went_down(agent) from None
+        except (OSError, AttributeError):
+            pidfd = -1  # no pidfds here: the window is the microseconds before kill
+        if pidfd >= 0 and _up_pid(store, agent) != pid:
+            raise _went_down(agent)
+        try:
+            if pidfd >= 0:
+                signals.pidfd_send_signal(pidfd, signum)
+            else:
+                os.kill(pid, signum)
+        except ProcessLookupError:
+            raise _went_down(agent) from None
+        except PermissionError:
+            raise HeraError(
+                f"cannot signal {agent.callsign} (pid {pid}): permission denied",
+                hint="that process is not yours; 'hera agents' shows whether the agent is up",
+            ) from None
+        except OSError as exc:
+            raise HeraError(f"cannot signal {agent.callsign} (pid {pid}): {exc.strerror or exc}") from None
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+    return pid
+
+
+def _up_pid(store: Any, agent: Any) -> int:
+    pid = store.liveness(agent.uuid).pid
+    if pid is None:
+        raise _went_down(agent)
+    return int(pid)
+
+
+def _went_down(agent: Any) -> HeraError:
+    from hera.errors import Conflict
+
+    return Conflict(f"agent {agent.callsign} ({agent.uuid[:8]}) is not up (it went down just now)")
+
+
+# -- SIGTTIN --------------------------------------------------------------------------------------
+
+
+def feed(ctx: Any, store: Any, agent: Any) -> None:
+    """Standard input into the agent, line by line, waiting while the agent is busy; says how much went in."""
+    import sys
+    import time
+
+    from hera.commands import target
+
+    fed = Fed()
+    try:
+        with target.connect(store, agent) as client:
+            for line in lines(sys.stdin, fed):
+                started = time.monotonic()
+                _feed_one(client, agent, line, fed)
+                fed.add(line)
+                time.sleep(max(0.0, 1.0 / LINES_PER_SECOND - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        ctx.err.write(f"fed {fed} to {agent.callsign} before the interrupt\n")
+        raise
+    ctx.err.write(f"fed {fed.summary()} to {agent.callsign}{fed.waits()}\n")
+
+
+class Fed:
+    """How much went in: lines (a last one without a newline counts), bytes, and the seconds spent waiting."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.bytes = 0
+        self.open_line = False
+        self.waited = 0.0
+
+    def add(self, line: bytes) -> None:
+        self.bytes += len(line)
+        self.open_line = not line.endswith(b"\n")  # only the last can be: the input ended there
+        self.lines += not self.open_line
+
+    def __str__(self) -> str:
+        return f"{self.lines + self.open_line} line(s) ({self.bytes} bytes)"
+
+    def summary(self) -> str:
+        return f"{self.lines + self.open_line} line(s)"
+
+    def waits(self) -> str:
+        return f" (waited {self.waited:.1f} s while its input queue was full)" if self.waited else ""
+
+
+def lines(stream: Any, fed: Fed) -> Any:
+    """Standard input as bytes, a line at a time, never more than ``LINE_LIMIT + 1`` bytes read at once.
+
+    ``readline(LINE_LIMIT + 1)`` stops past the limit, so a line with no end
+    (the issue's 500 MB) costs 64 KiB of memory and is refused, in one line,
+    as any line over the documented limit is. A text stream without a byte
+    buffer (a replaced ``sys.stdin``) is encoded back to the bytes it came from.
+    """
+    from hera.errors import HeraError
+
+    binary = getattr(stream, "buffer", None)
+    while True:
+        if binary is not None:
+            line = binary.readline(LINE_LIMIT + 1)
+        else:
+            line = stream.readline(LINE_LIMIT + 1).encode("utf-8", "surrogateescape")
+        if not line:
+            return
+        if len(line) > LINE_LIMIT:
+            raise HeraError(
+                f"standard input: line {fed.lines + 1} is longer than {LINE_LIMIT} bytes; fed {fed} before it",
+                hint=f"split it into lines of at most {LINE_LIMIT // 1024} KiB",
+            )
+        yield line
+
+
+def _feed_one(client: Any, agent: Any, line: bytes, fed: Fed) -> None:
+    """One feed, sent again while the agent is busy and running; refused for good if it is not running."""
+    import time
+
+    from hera.agent import protocol
+    from hera.errors import HeraError
+
+    wait = BUSY_WAIT[0]
+    data = protocol.encode_data(line)
+    while True:
+        try:
+            client.request("feed", data=data)
+            return
+        except HeraError as exc:
+            if not exc.message.removeprefix("agent: ").startswith(protocol.BUSY):
+                raise
+        state = client.request("status")["state"]
+        if state != "running":  # nothing takes input in while it is stopped: waiting would be for ever
+            raise HeraError(
+                f"{agent.callsign}'s input queue is full and it is {state}: fed {fed} before that",
+                hint=f"continue it (hera --uuid {agent.uuid[:8]} signal SIGCONT) and feed the rest",
+            )
+        time.sleep(wait)
+        fed.waited += wait
+        wait = min(2 * wait, BUSY_WAIT[1])
