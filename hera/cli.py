@@ -59,7 +59,9 @@ def global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     group.add_argument("--callsign", metavar="NAME", help="agent by callsign; for build, the new agent's callsign", **default)
     group.add_argument("--seed", type=int, metavar="N", help="random seed of a new instance", **default)
     group.add_argument("--device", metavar="ID", help="device: auto, cpu, cuda or cuda:N", **default)
-    group.add_argument("--cache-dir", type=Path, metavar="DIR", help="where installed agents live", **default)
+    # A string, not a Path: Path("") is ".", and an empty --cache-dir must reach
+    # the settings' check as empty instead of quietly naming the working directory.
+    group.add_argument("--cache-dir", metavar="DIR", help="where installed agents live", **default)
     # The subcommand's parser fills a namespace of its own that then replaces the
     # top-level values, so its --set list goes to a separate dest, or it would
     # drop every --set given before the subcommand.
@@ -154,6 +156,10 @@ def run(argv: Sequence[str], *, out: TextIO | None = None, err: TextIO | None = 
     err = sys.stderr if err is None else err
     parser = build_parser()
     try:
+        if any("\0" in arg for arg in argv):
+            # Only the shell's aliases can pass one (exec forbids it); it would reach a
+            # system call deep inside a command as a ValueError traceback.
+            raise UsageError("an argument contains a NUL byte", hint="remove it and try again")
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help and --version print and "exit"; in the shell that must not end it

@@ -8,6 +8,15 @@ the key, and suggests the nearest valid key for a typo. Layout parameters
 (``params``, and ``families.<name>`` for one family only) are validated by the
 family against its layout, and a bad one is blamed on the source that set it.
 
+Every source is also a way in for someone else: ``./hera.json`` may sit in a
+shared directory, a variable or a flag may hold a pasted blob. So a source is
+read defensively: a settings file must be a regular file of modest size (a
+FIFO would hang), ``./hera.json`` must belong to the caller or root (another
+user's file would choose where the caller's agents go), JSON may nest only
+:data:`MAX_DEPTH` levels (Python's json answers deeper input with a
+RecursionError), and a path may be neither empty (which would quietly mean
+the working directory) nor contain a NUL byte.
+
 Nothing below the command line parses arguments: commands read a Settings.
 """
 
@@ -15,17 +24,60 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from hera.errors import HeraError, nearest
-from hera.family import deep_merge
+from hera.paths import user_name
+from hera.family import deep_merge, others_may_write
 from hera.instance import CALLSIGN_PATTERN
 
 ENV_PREFIX = "HERA_"
+
+#: Deepest nesting of any settings source. Real settings are four levels at
+#: most (``families.<name>.<group>.<key>``); the limit is generous, and far
+#: below what would exhaust Python's stack in json, deep_merge or pydantic.
+MAX_DEPTH = 32
+
+#: Largest settings file read. Settings are a few hundred bytes; this keeps a
+#: file someone pointed us at (a log, a disk image) from filling memory.
+MAX_FILE_BYTES = 1 << 20
+
+#: The one setting only ``~/.herarc`` may hold (see :data:`HOME_ONLY`).
+TRUST_KEY = "trusted_family_dirs"
+
+
+def _path_value(value: Any) -> Any:
+    """Refuse the path values that would silently mean something else.
+
+    Checked before conversion: ``Path("")`` is ``Path(".")``, so an empty
+    ``cache_dir`` would become the working directory, which hera would then
+    chmod 0700 and list as a cache. A NUL byte would reach the first system
+    call as a ValueError traceback.
+    """
+    text = str(value) if isinstance(value, (str, PurePath)) else None
+    if text == "":
+        raise PydanticCustomError("empty_path", "is empty; give a directory, or leave the key out for the default")
+    if text is not None and "\0" in text:
+        raise PydanticCustomError("nul_in_path", "contains a NUL byte")
+    return value
+
+
+def _absolute(path: Path) -> Path:
+    if not path.is_absolute():
+        raise PydanticCustomError("relative_path", "must be an absolute path, not {path}", {"path": str(path)})
+    return path
+
+
+#: A path setting: never empty, never with a NUL byte.
+SettingPath = Annotated[Path, BeforeValidator(_path_value)]
+AbsolutePath = Annotated[Path, BeforeValidator(_path_value), AfterValidator(_absolute)]
 
 
 class Settings(BaseModel):
@@ -37,15 +89,25 @@ class Settings(BaseModel):
     callsign: str | None = Field(default=None, pattern=CALLSIGN_PATTERN, max_length=64)
     seed: int | None = Field(default=None, ge=0, lt=2**63, description="random seed of a new instance")
     device: str = Field(default="auto", description="preferred device: auto, cpu, cuda or cuda:N")
-    cache_dir: Path | None = Field(default=None, description="where installed agents live")
-    system_dir: Path | None = Field(default=None, description="where system-wide agents live")
-    runtime_dir: Path | None = Field(default=None, description="pid-files and sockets")
+    cache_dir: SettingPath | None = Field(default=None, description="where installed agents live")
+    system_dir: SettingPath | None = Field(default=None, description="where system-wide agents live")
+    runtime_dir: SettingPath | None = Field(default=None, description="pid-files and sockets")
     autosave_interval: float = Field(default=300.0, ge=0, description="seconds between autosaves, 0 = off")
     params: dict[str, Any] = Field(default_factory=dict, description="layout parameter overrides")
     families: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-family layout parameter overrides"
     )
+    trusted_family_dirs: list[AbsolutePath] = Field(
+        default_factory=list,
+        description="family folders to import although another user could change them (~/.herarc only)",
+    )
 
+
+#: Keys that only ``~/.herarc`` may set. ``trusted_family_dirs`` says whose code
+#: hera may run; ``./hera.json`` lives in the very directory whose folders it
+#: would vouch for, which in a shared directory another user controls, and a
+#: variable or flag is too easily inherited or pasted to grant that.
+HOME_ONLY = frozenset({TRUST_KEY})
 
 ENV_KEYS = {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
 
@@ -67,8 +129,50 @@ def _check(source: str, values: Mapping[str, Any], key_label: str = "key") -> di
             guess = nearest(key, list(Settings.model_fields))
             hint = f"did you mean {guess!r}?" if guess else "valid keys: " + ", ".join(Settings.model_fields)
             raise HeraError(f"{source}: unknown {key_label} {key!r}", hint=hint) from None
+        if key_label == "option":  # say it the way the user typed it
+            flag = "--" + str(first["loc"][0]).replace("_", "-")
+            raise HeraError(f"{source}: {flag}: {first['msg']}") from None
         raise HeraError(f"{source}: {key_label} {key!r}: {first['msg']}") from None
     return dict(values)
+
+
+def _refuse_home_only(source: str, values: Mapping[str, Any], label: str = "key {key!r}") -> None:
+    """Keys of :data:`HOME_ONLY` set anywhere but ``~/.herarc``: one line saying where they belong."""
+    for key in sorted(HOME_ONLY & set(values)):
+        raise HeraError(
+            f"{source}: {label.format(key=key)} is read only from ~/.herarc",
+            hint="settings that travel with a directory or a session cannot vouch for code; put it in ~/.herarc",
+        )
+
+
+def nesting_depth(text: str) -> int:
+    """How deep JSON ``text`` nests, counted without parsing it (so without recursion).
+
+    Brackets inside strings do not count; for malformed text the count is
+    only an upper bound, which is all a limit needs.
+    """
+    depth = deepest = 0
+    for bracket in re.sub(r'"(?:[^"\\]|\\.)*"', "", text):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif bracket in "]}":
+            depth -= 1
+    return deepest
+
+
+def too_deep(source: str) -> HeraError:
+    return HeraError(
+        f"{source}: JSON nested deeper than {MAX_DEPTH} levels",
+        hint="settings are a few levels deep at most, such as families.NAME.GROUP.KEY",
+    )
+
+
+def loads(text: str, source: str) -> Any:
+    """``json.loads`` for a settings source, refusing nesting deeper than :data:`MAX_DEPTH` before parsing."""
+    if nesting_depth(text) > MAX_DEPTH:
+        raise too_deep(source)
+    return json.loads(text)
 
 
 def _check_variable(var: str, key: str, value: Any) -> None:
@@ -81,16 +185,58 @@ def _check_variable(var: str, key: str, value: Any) -> None:
         raise HeraError(f"environment: {var} (key {where!r}): {first['msg']}") from None
 
 
-def read_file(path: Path) -> Source | None:
-    """A JSON settings file, or None when it does not exist."""
+def _refuse_foreign(path: Path, info: os.stat_result, what: str) -> None:
+    """A file (or the link to it) another user made or may change cannot steer the caller's hera."""
+    if info.st_uid not in (os.geteuid(), 0):
+        raise HeraError(
+            f"{path}: {what} belongs to another user ({user_name(info.st_uid)}); hera takes settings only from files of yours",
+            hint="remove it, or run hera in a directory of your own",
+        )
+    writers = None if stat.S_ISLNK(info.st_mode) else others_may_write(info)
+    if writers:
+        raise HeraError(f"{path}: settings file writable by {writers}", hint=f"chmod go-w {path}")
+
+
+def _read_text(path: Path, *, owned: bool) -> str | None:
+    """The text of a settings file, or None when there is none; ``owned``: it must be the caller's (or root's).
+
+    Opened without blocking and checked before reading: a FIFO would hang
+    hera, a device or a huge file would fill memory.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        if owned and stat.S_ISLNK((link := os.lstat(path)).st_mode):
+            _refuse_foreign(path, link, "the link")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HeraError(f"{path}: cannot read settings ({exc.__class__.__name__})") from None
+    except OSError as exc:
+        raise HeraError(f"{path}: cannot read settings ({exc.strerror or exc.__class__.__name__})") from None
     try:
-        values = json.loads(text) if text.strip() else {}
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise HeraError(f"{path}: not a regular file", hint="settings are a JSON file; remove or rename this one")
+        if owned:
+            _refuse_foreign(path, info, "the file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise HeraError(f"{path}: {info.st_size:,} bytes is too large for a settings file (at most {MAX_FILE_BYTES:,})")
+        data = os.read(fd, MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise HeraError(f"{path}: cannot read settings ({exc.strerror or exc.__class__.__name__})") from None
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HeraError(f"{path}: cannot read settings (not UTF-8 text)") from None
+
+
+def read_file(path: Path, *, owned: bool = False) -> Source | None:
+    """A JSON settings file, or None when it does not exist; ``owned``: refuse another user's file."""
+    text = _read_text(path, owned=owned)
+    if text is None:
+        return None
+    try:
+        values = loads(text, str(path)) if text.strip() else {}
     except json.JSONDecodeError as exc:
         raise HeraError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     if not isinstance(values, dict):
@@ -115,9 +261,11 @@ def read_environment(environ: Mapping[str, str]) -> Source:
             raise HeraError(f"environment: unknown variable {var}", hint=hint)
         if raw == "":
             continue
+        if key in HOME_ONLY:
+            _refuse_home_only("environment", {key: raw}, label=f"{var} (key {{key!r}})")
         if key in ("params", "families"):
             try:
-                values[key] = json.loads(raw)
+                values[key] = loads(raw, f"environment: {var}")
             except json.JSONDecodeError:
                 raise HeraError(f"environment: {var} must hold a JSON object") from None
         else:
@@ -136,6 +284,20 @@ def home_file() -> Path:
     return Path.home() / ".herarc"
 
 
+def trusted_family_dirs() -> list[Path]:
+    """The family folders the user vouches for, from ``~/.herarc`` alone.
+
+    Like git's ``safe.directory``: importing a folder runs its code, and a
+    folder another user could change is not imported unless listed here.
+    ``./hera.json`` may not list one: it lies in the working directory, the
+    very place an attacker who planted a folder there can also write, so it
+    would vouch for itself. ``HERA_*`` variables and flags may not either
+    (see :data:`HOME_ONLY`).
+    """
+    source = read_file(home_file())
+    return [Path(p) for p in (source.values.get(TRUST_KEY) or [])] if source else []
+
+
 def work_file(workdir: Path) -> Path:
     return workdir / "hera.json"
 
@@ -149,9 +311,14 @@ def gather(
     """Merge every source into one Settings; keep the sources for blame."""
     workdir = Path.cwd() if workdir is None else workdir
     environ = os.environ if environ is None else environ
-    sources = [s for s in (read_file(home_file()), read_file(work_file(workdir))) if s is not None]
+    sources = [s for s in (read_file(home_file()), read_file(work_file(workdir), owned=True)) if s is not None]
+    for source in sources:
+        if source.name != str(home_file()):
+            _refuse_home_only(source.name, source.values)
     sources.append(read_environment(environ))
-    sources.append(Source(name="command line", values=_check("command line", {k: v for k, v in flags.items() if v is not None}, key_label="option")))
+    given = {k: v for k, v in flags.items() if v is not None}
+    _refuse_home_only("command line", given, label="option {key!r}")
+    sources.append(Source(name="command line", values=_check("command line", given, key_label="option")))
     merged: dict[str, Any] = {}
     for source in sources:
         merged = deep_merge(merged, source.values)
@@ -174,11 +341,23 @@ def param_overrides(family: str, sources: list[Source]) -> list[tuple[str, dict[
     return patches
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` for an error line: a pasted blob must not become a screenful."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 def parse_assignment(text: str) -> dict[str, Any]:
-    """``--set hidden.width=48`` as a nested patch; the value is JSON, or a plain string."""
+    """``--set hidden.width=48`` as a nested patch; the value is JSON, or a plain string.
+
+    The key's parts and the value's nesting together may not exceed
+    :data:`MAX_DEPTH`: either alone could build a patch that the recursive
+    merge and validation below cannot walk.
+    """
     key, sep, raw = text.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
-        raise HeraError(f"--set {text!r}: expected KEY=VALUE, for example --set hidden.width=48")
+        raise HeraError(f"--set {_shown(text)}: expected KEY=VALUE, for example --set hidden.width=48")
+    if key.count(".") + 1 + nesting_depth(raw) > MAX_DEPTH:
+        raise too_deep(f"--set {_shown(text)}")
     try:
         value: Any = json.loads(raw)
     except json.JSONDecodeError:

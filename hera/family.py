@@ -15,12 +15,26 @@ for a family, or git-clone to the working directory"):
 A family that fails to import or to describe itself is reported by name and
 never hides the others. Family modules must import cheaply: ``hera families``
 and ``hera layouts`` import every family, and may not pull in Taichi.
+
+Importing a folder runs its code as whoever runs hera, so a folder is imported
+only when no other user could have written or could change what would run:
+the folder, every directory above it, its ``pyproject.toml``, the files
+directly in its import roots and the whole of each declared top package must
+belong to the caller (or root) and be writable by no one else (a directory
+above may be world-writable if it is sticky, as ``/tmp`` is; a group that is
+the owner's own private group does not count as someone else). Links count by
+their owner and by where they lead. Root is not exempt: root importing
+another user's code is exactly the attack. A user who does trust such a
+folder names it in ``trusted_family_dirs`` in ``~/.herarc``, as git's
+``safe.directory``; see :mod:`hera.config` for why no other source may.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
+import stat
 import sys
 import tomllib
 from abc import ABC, abstractmethod
@@ -32,6 +46,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hera.errors import HeraError, NotFound, did_you_mean, nearest
+from hera.paths import user_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,6 +55,12 @@ if TYPE_CHECKING:
     from hera.runtime import Runtime
 
 ENTRY_POINT_GROUP = "hera.families"
+
+#: How to trust a folder hera refused, for the error line and ``hera families``.
+TRUST_HINT = "if you trust every user who can change it, add its absolute path to trusted_family_dirs in ~/.herarc"
+
+#: Largest pyproject.toml read (even an untrusted one is read, to name what it declares).
+MAX_PYPROJECT_BYTES = 1 << 20
 
 
 class Params(BaseModel):
@@ -192,12 +213,14 @@ def params_error(
 
 @dataclass
 class FamilyEntry:
-    """A discovered family, or the reason it could not be loaded."""
+    """A discovered family, or the reason it could not be loaded (or was not trusted)."""
 
     name: str
     source: str
     family: Family | None = None
     error: str | None = None
+    #: False for a folder hera did not import because someone else could have planted it.
+    trusted: bool = True
 
 
 def _load(target: Any, name: str) -> Family:
@@ -211,21 +234,183 @@ def _load(target: Any, name: str) -> Family:
     return obj
 
 
+def _read_small(path: Path, limit: int) -> bytes | None:
+    """A regular file's bytes, or None: never blocks on a FIFO, never reads past ``limit``.
+
+    Also used on files another user may have planted, before any trust check.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        return os.read(fd, limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def _folder_entry_points(folder: Path) -> dict[str, str]:
-    pyproject = folder / "pyproject.toml"
-    if not pyproject.is_file():
+    """The families a folder's pyproject.toml declares; reading it runs nothing."""
+    data = _read_small(folder / "pyproject.toml", MAX_PYPROJECT_BYTES)
+    if data is None:
         return {}
     try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        parsed = tomllib.loads(data.decode("utf-8"))
+        found = parsed.get("project", {}).get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
+    except Exception:  # noqa: BLE001 -- malformed TOML, or nested deep enough for a RecursionError
         return {}
-    found = data.get("project", {}).get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
     return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+# -- whether a folder may be imported ----------------------------------------------------------
+
+
+def _private_group(gid: int, uid: int) -> bool:
+    """Whether ``gid`` is ``uid``'s own group (the user-private-group scheme, umask 002), so group write is harmless."""
+    import grp
+    import pwd
+
+    try:
+        group, user = grp.getgrgid(gid), pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return group.gr_name == user.pw_name and user.pw_gid == gid and set(group.gr_mem) <= {user.pw_name}
+
+
+def others_may_write(info: os.stat_result) -> str | None:
+    """Who besides the owner may write to a file or directory, in words, or None.
+
+    Also used by :mod:`hera.config` for ``./hera.json``. A group write bit is
+    harmless when the group is the owner's private one, as on systems where
+    every user has their own group and umask 002.
+    """
+    if info.st_mode & 0o002:
+        return "every user"
+    if info.st_mode & 0o020 and not _private_group(info.st_gid, info.st_uid):
+        import grp
+
+        try:
+            return f"group {grp.getgrgid(info.st_gid).gr_name}"
+        except KeyError:
+            return f"group {info.st_gid}"
+    return None
+
+
+def _node_problem(path: Path, info: os.stat_result, *, sticky_ok: bool) -> str | None:
+    """Why one file or directory (not a link) lets another user change what would run, if it does."""
+    if info.st_uid not in (os.geteuid(), 0):
+        return f"{path} belongs to {user_name(info.st_uid)}"
+    writers = others_may_write(info)
+    if writers and not (sticky_ok and info.st_mode & stat.S_ISVTX):
+        return f"{path} is writable by {writers}"
+    return None
+
+
+def _chain_problem(path: Path, hops: int = 0) -> str | None:
+    """Why someone else could swap ``path`` or anything above it, if they could.
+
+    Each directory from ``/`` down is checked as it is met (not its resolved
+    form), so a link on the way counts by its owner and then by its target.
+    Directories above may be world-writable only when sticky (/tmp): nobody
+    else can rename what is ours there.
+    """
+    if hops > 40:
+        return f"{path}: too many levels of links"
+    absolute = Path(os.path.abspath(path))
+    parts = absolute.parts
+    for index in range(1, len(parts) + 1):
+        current = Path(*parts[:index])
+        try:
+            info = os.lstat(current)
+        except OSError as exc:
+            return f"{current}: {exc.strerror}"
+        last = index == len(parts)
+        if stat.S_ISLNK(info.st_mode):
+            if info.st_uid not in (os.geteuid(), 0):
+                return f"{current} is a link made by {user_name(info.st_uid)}"
+            problem = _chain_problem(Path(os.path.realpath(current)), hops + 1)
+            if problem:
+                return problem
+            continue
+        problem = _node_problem(current, info, sticky_ok=not last)
+        if problem:
+            return problem
+    return None
+
+
+def _entry_problem(path: Path) -> str | None:
+    """One file or directory inside a folder: its own owner and mode, and for a link, where it leads."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    if stat.S_ISLNK(info.st_mode):
+        if info.st_uid not in (os.geteuid(), 0):
+            return f"{path} is a link made by {user_name(info.st_uid)}"
+        return _chain_problem(Path(os.path.realpath(path)))
+    return _node_problem(path, info, sticky_ok=False)
+
+
+def _tree_problem(top: Path) -> str | None:
+    """Everything under a package that an import could load (its submodules, their bytecode)."""
+    real = Path(os.path.realpath(top))
+    for directory, subdirectories, files in os.walk(real, onerror=None):
+        for name in [*subdirectories, *files]:
+            problem = _entry_problem(Path(directory) / name)
+            if problem:
+                return problem
+    return None
+
+
+def _import_roots(folder: Path) -> list[Path]:
+    """Where :func:`_import_from_folder` looks for modules, in its order."""
+    return [p for p in (folder / "src", folder) if p.is_dir()]
+
+
+def folder_problem(folder: Path, targets: list[str]) -> str | None:
+    """Why importing ``targets`` from ``folder`` could run code another user wrote, or None when it could not.
+
+    Checked: the folder and every directory above it; each import root and
+    every entry directly in it (``pyproject.toml``, sibling modules, and any
+    package an import may reach); and the whole of each declared top package.
+    """
+    problem = _chain_problem(folder)
+    if problem:
+        return problem
+    for root in _import_roots(folder):
+        try:
+            entries = sorted(root.iterdir())
+        except OSError as exc:
+            return f"{root}: {exc.strerror}"
+        for path in [root, *entries]:
+            if path.name.startswith(".") and path != root:
+                continue  # not importable (".git" and the like)
+            problem = _entry_problem(path)
+            if problem:
+                return problem
+        for target in targets:
+            top = root / target.partition(":")[0].split(".")[0]
+            if top.is_dir():
+                problem = _tree_problem(top)
+                if problem:
+                    return problem
+    return None
+
+
+def _listed(folder: Path, trusted: list[Path]) -> bool:
+    """Whether the user vouched for ``folder`` (compared as resolved paths, so a link cannot pose as it)."""
+    real = os.path.realpath(folder)
+    return any(os.path.realpath(path) == real for path in trusted)
 
 
 def _import_from_folder(folder: Path, target: str) -> Any:
     module_name, _, attr = target.partition(":")
-    roots = [p for p in (folder / "src", folder) if p.is_dir()]
+    roots = _import_roots(folder)
     top = module_name.split(".")[0]
     for root in roots:
         sys.path.insert(0, str(root))
@@ -249,24 +434,64 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def discover(workdir: Path | None = None) -> dict[str, FamilyEntry]:
-    """Every family this user can use, by name; folder families win over installed ones.
+@dataclass
+class Survey:
+    """What :func:`survey` found: the families this user can use, and the folders it would not import."""
 
-    Folders are loaded first, and an installed family that a folder provides
-    is never imported: a clone of an installed family usually has the same
-    module name, which the installed copy would already occupy. Among
-    folders, the working directory itself comes first, then its folders by
-    name; the first to declare a family provides it.
-    """
-    found: dict[str, FamilyEntry] = {}
-    workdir = Path.cwd() if workdir is None else workdir
+    entries: dict[str, FamilyEntry]
+    untrusted: list[FamilyEntry]
+
+    def get(self, name: str) -> Family:
+        """The family called ``name``, or one line saying why there is none to use."""
+        entry = self.entries.get(name)
+        if entry is None:
+            refused = next((u for u in self.untrusted if u.name == name), None)
+            if refused is not None:
+                raise HeraError(f"family {name!r} ({refused.source}) is {refused.error}", hint=TRUST_HINT)
+            raise NotFound(f"no family named {name!r} is installed", hint=did_you_mean(name, list(self.entries)))
+        if entry.family is None:
+            raise HeraError(f"family {name!r} ({entry.source}) is broken: {entry.error}")
+        return entry.family
+
+
+def _folders(workdir: Path) -> list[Path]:
+    """The working directory itself first, then its folders by name."""
     folders = [workdir]
     try:
         folders += sorted(p for p in workdir.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError:
         pass
-    for folder in folders:
-        for name, target in _folder_entry_points(folder).items():
+    return folders
+
+
+def survey(workdir: Path | None = None, trusted: list[Path] | None = None) -> Survey:
+    """Every family this user can use, by name, and every folder family refused; folders win over installed ones.
+
+    Folders are loaded first, and an installed family that a folder provides
+    is never imported: a clone of an installed family usually has the same
+    module name, which the installed copy would already occupy. Among
+    folders, the working directory itself comes first, then its folders by
+    name; the first to declare a family provides it. A folder that fails
+    :func:`folder_problem` provides nothing (unless listed in ``trusted``,
+    by default ``trusted_family_dirs`` of ``~/.herarc``) and its families are
+    listed as untrusted instead.
+    """
+    found: dict[str, FamilyEntry] = {}
+    untrusted: list[FamilyEntry] = []
+    workdir = Path.cwd() if workdir is None else workdir
+    for folder in _folders(workdir):
+        declared = _folder_entry_points(folder)
+        if not declared:
+            continue
+        if trusted is None:
+            from hera.config import trusted_family_dirs  # here: hera.config imports this module
+
+            trusted = trusted_family_dirs()
+        problem = None if _listed(folder, trusted) else folder_problem(folder, list(declared.values()))
+        for name, target in declared.items():
+            if problem is not None:
+                untrusted.append(FamilyEntry(name, f"folder {folder}", error=f"not trusted: {problem}", trusted=False))
+                continue
             if name in found:
                 continue
             entry = FamilyEntry(name, f"folder {folder}")
@@ -285,15 +510,14 @@ def discover(workdir: Path | None = None) -> dict[str, FamilyEntry]:
         except Exception as exc:
             entry.error = _describe(exc)
         found[ep.name] = entry
-    return found
+    return Survey(found, untrusted)
+
+
+def discover(workdir: Path | None = None) -> dict[str, FamilyEntry]:
+    """Every family this user can use, by name (see :func:`survey`, which also tells what it refused)."""
+    return survey(workdir).entries
 
 
 def get(name: str, workdir: Path | None = None) -> Family:
-    """The family called ``name``, or an error that says what is installed."""
-    entries = discover(workdir)
-    entry = entries.get(name)
-    if entry is None:
-        raise NotFound(f"no family named {name!r} is installed", hint=did_you_mean(name, list(entries)))
-    if entry.family is None:
-        raise HeraError(f"family {name!r} ({entry.source}) is broken: {entry.error}")
-    return entry.family
+    """The family called ``name``, or an error that says what is installed (or why a folder was refused)."""
+    return survey(workdir).get(name)

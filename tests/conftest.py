@@ -63,3 +63,15 @@ def isolated(hera: World, monkeypatch: pytest.MonkeyPatch) -> World:
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(hera.workdir)
     return hera
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A directory every user may write to, sticky, as /tmp is: where other users' attacks happen."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="hera-shared-"))
+    path.chmod(0o1777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

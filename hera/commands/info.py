@@ -51,4 +51,6 @@ def run(ctx: Any) -> int:
     out.write(f"  state (logs, history)   {where.state_dir}\n")
     for path, exists in files.items():
         out.write(f"  settings file           {path} ({'found' if exists else 'absent'})\n")
+    for folder in settings.trusted_family_dirs:
+        out.write(f"  trusted family folder   {folder}\n")
     return 0

@@ -26,16 +26,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(ctx: Any) -> int:
     from hera import config, devices
-    from hera.errors import HeraError, NotFound, did_you_mean
-    from hera.family import discover
+    from hera.errors import HeraError
+    from hera.family import survey
     from hera.table import emit, human_bytes
 
     settings = ctx.settings()
     device = devices.find(settings.device)
     host = devices.cpu() if device.kind != "cpu" else None
-    entries = discover(ctx.workdir)
+    found = survey(ctx.workdir)
+    entries = found.entries
     if settings.family is not None and settings.family not in entries:
-        raise NotFound(f"no family named {settings.family!r} is installed", hint=did_you_mean(settings.family, list(entries)))
+        found.get(settings.family)  # raises: not installed, or in a folder hera does not trust
     rows = []
     for name, entry in sorted(entries.items()):
         if entry.family is None or (settings.family is not None and name != settings.family):
