@@ -112,3 +112,35 @@ def atomic_write(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def inside(directory: int) -> Iterator[Path]:
+    """A path that names the open directory ``directory`` itself, for writers that take paths (:func:`atomic_write`).
+
+    Why: a destination in a directory others can change (a shared working
+    directory, ``/tmp``) is resolved once, safely, into a descriptor (see
+    ``hera.commands.copy.destination_directory``); walking its path again to
+    write would let a link swapped in meanwhile send the file elsewhere. On
+    Linux ``/proc/self/fd/N`` is that directory however its path changes, so
+    the temporary, its fsync and the final rename or link all happen in it.
+    Where there is no such path the process's working directory is moved to
+    the descriptor for the block (and back), which names it just as well.
+    """
+    proc = Path(f"/proc/self/fd/{directory}")
+    try:
+        same = os.path.samestat(os.stat(proc), os.fstat(directory))
+    except OSError:
+        same = False
+    if same:
+        yield proc
+        return
+    back = os.open(".", getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY)
+    try:
+        os.fchdir(directory)
+        try:
+            yield Path(".")
+        finally:
+            os.fchdir(back)
+    finally:
+        os.close(back)

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from hera import callsign as callsigns
 from hera import pidfile
-from hera.atomic import atomic_write, fsync_dir, previous_path
+from hera.atomic import fsync_dir, previous_path
 from hera.errors import Conflict, HeraError
-from hera.instance import Header, Installation, now, read_header
+from hera.instance import Header, Installation, Instance, now, read_header
 
 LOCK_TIMEOUT = 60.0
-COPY_CHUNK = 16 << 20
 
 
 @dataclass
@@ -54,12 +52,11 @@ class Agent:
 class Store:
     """One cache directory (a scope) and the runtime directory of its agents."""
 
-    def __init__(self, directory: Path, scope: str, runtime_dir: Path | None, *, foreign: bool = False) -> None:
+    def __init__(self, directory: Path, scope: str, runtime_dir: Path | None) -> None:
         self.directory = directory
         self.scope = scope
         # The caller's runtime directory; None for another user's cache, whose agents are found by title alone.
         self.runtime_dir = runtime_dir
-        self.foreign = foreign  # another user's cache, written by root on their behalf
 
     def path_for(self, uuid: str) -> Path:
         return self.directory / f"{uuid}.json"
@@ -79,7 +76,7 @@ class Store:
             what = "system agents" if self.scope == "system" else f"the agents in {self.directory}"
             raise HeraError(
                 f"changing {what} needs write access to {self.directory}",
-                hint="run it as root (sudo hera ...)" if self.scope == "system" or self.foreign else None,
+                hint="run it as root (sudo hera ...)" if self.scope == "system" else None,
             ) from None
         except OSError as exc:
             raise HeraError(f"cannot lock {self.directory}: {exc.strerror or exc}") from None
@@ -112,7 +109,7 @@ class Store:
         """Create the cache (0700) on first use; a user's cache must be private and their own."""
         from hera.paths import private_dir
 
-        if (self.scope == "user" and not self.foreign) or not self.directory.is_dir():
+        if self.scope == "user" or not self.directory.is_dir():
             private_dir(self.directory)
 
     def agents(self) -> list[Agent]:
@@ -133,7 +130,7 @@ class Store:
         for path in paths:
             agent = Agent(path, self.scope)
             try:
-                agent.header = read_header(path)
+                agent.header = read_header(path, follow=False)  # a cache holds no links: one is planted
             except HeraError as exc:
                 agent.error = exc.message
             found.append(agent)
@@ -184,6 +181,29 @@ class Store:
             )
         return live
 
+    @staticmethod
+    def prepared(source: Path, *, as_new: bool = False) -> Instance:
+        """The instance to install, read and verified whole (every field and checksum) before any cache is touched.
+
+        ``as_new`` makes it a clone: a fresh UUID and callsign, the original's
+        UUID appended to its lineage. Separate from :meth:`install_verified`
+        so that ``install --user`` can read and verify a file as root (who may
+        read it when its user may not) and hand the verified instance, not the
+        path, to the process that writes it as that user.
+        """
+        import uuid as uuidlib
+
+        from hera.instance import load
+
+        instance = load(source)
+        if as_new:
+            original = instance.header
+            fresh = str(uuidlib.uuid4())
+            instance.header = original.model_copy(
+                update={"uuid": fresh, "callsign": callsigns.suggest(fresh), "lineage": [*original.lineage, original.uuid]}
+            )
+        return instance
+
     def install(self, source: Path, *, owner: str, taken: set[str], as_new: bool = False) -> Agent:
         """Copy an instance into the cache with its install-time initialisation.
 
@@ -192,17 +212,13 @@ class Store:
         shadowed; ``as_new`` installs a clone instead: a fresh UUID and
         callsign, the original's UUID appended to its lineage.
         """
-        import uuid as uuidlib
+        return self.install_verified(self.prepared(source, as_new=as_new), owner=owner, taken=taken, source=source)
 
-        from hera.instance import load, save
+    def install_verified(self, instance: Instance, *, owner: str, taken: set[str], source: Path) -> Agent:
+        """Write an instance already read and verified by :meth:`prepared` into this cache (``source`` names it in errors)."""
+        from hera.instance import save
 
-        instance = load(source)  # verify every field and checksum before touching the cache
         original = instance.header
-        if as_new:
-            fresh = str(uuidlib.uuid4())
-            original = original.model_copy(
-                update={"uuid": fresh, "callsign": callsigns.suggest(fresh), "lineage": [*original.lineage, original.uuid]}
-            )
         with self.locked():
             target = self.path_for(original.uuid)
             if target.exists():
@@ -225,40 +241,26 @@ class Store:
                 raise HeraError(f"cannot write {target}: {exc.strerror or exc}") from None
         return Agent(target, self.scope, header)
 
-    def uninstall(self, agent: Agent, destination: Path) -> Path:
-        """Move the cached file, dynamic state and all, out to ``destination`` (never overwriting)."""
+    def uninstall(self, agent: Agent, put: Callable[[Path], None]) -> None:
+        """Move the cached file, dynamic state and all, out of the cache.
+
+        ``put`` is given the cached file's path, under the lock and once the
+        agent is known to be installed and down, and must leave a complete
+        copy where it goes, never over anything (or raise: then the cache keeps
+        it). Where that is and how it is reached is the caller's business: the
+        destination may be in a directory other users can change, so it is
+        resolved once, safely, into a directory descriptor (see
+        ``hera.commands.uninstall``), never handed here as a path to walk again.
+        Only then is the cached file removed.
+        """
         with self.locked():
             if not agent.path.exists():
                 raise HeraError(f"agent {agent.uuid} was removed meanwhile by another command")
             self.refuse_if_up(agent, "uninstall")
-            if destination.exists():
-                raise Conflict(f"{destination} already exists", hint="choose another -o FILE")
-            try:
-                os.link(agent.path, destination)  # same filesystem: atomic, no copy
-                fsync_dir(destination.parent)
-            except FileExistsError:
-                raise Conflict(f"{destination} already exists", hint="choose another -o FILE") from None
-            except OSError:
-                self._copy(agent.path, destination)
+            put(agent.path)
             os.unlink(agent.path)
             previous_path(agent.path).unlink(missing_ok=True)
             fsync_dir(agent.path.parent)
-        return destination
-
-    def copy_out(self, agent: Agent, destination: Path) -> Path:
-        """A byte-exact copy of a down agent's cached file (the caller holds the lock)."""
-        self._copy(agent.path, destination)
-        return destination
-
-    @staticmethod
-    def _copy(source: Path, destination: Path) -> None:
-        try:
-            with open(source, "rb") as src, atomic_write(destination, 0o600, overwrite=False) as out:
-                shutil.copyfileobj(src, out, COPY_CHUNK)
-        except FileExistsError:
-            raise Conflict(f"{destination} already exists", hint="choose another -o FILE") from None
-        except OSError as exc:
-            raise HeraError(f"cannot write {destination}: {exc.strerror or exc}") from None
 
     def destroy(self, agent: Agent) -> None:
         """Remove an agent for good; refused while it runs."""

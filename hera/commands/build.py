@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import uuid as uuidlib
 from pathlib import Path
@@ -30,6 +31,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(ctx: Any) -> int:
     from hera import config, family as families
+    from hera.atomic import inside
+    from hera.commands.copy import destination_directory
     from hera.instance import save
 
     settings = ctx.settings()
@@ -40,22 +43,35 @@ def run(ctx: Any) -> int:
     params = family.resolve(settings.layout, config.param_overrides(family.name, ctx.sources()))
     uuid = str(uuidlib.uuid4())
     seed = settings.seed if settings.seed is not None else secrets.randbits(63)
-    path = ctx.args.output if ctx.args.output is not None else ctx.workdir / f"{uuid}.json"
-    path = path if path.is_absolute() else ctx.workdir / path
-    if path.exists() and not ctx.args.force:
-        raise Conflict(f"{path} already exists", hint="choose another -o FILE, or add --force to overwrite it")
-    if not path.parent.is_dir():
+    name = ctx.args.output if ctx.args.output is not None else Path(f"{uuid}.json")
+    path = name if name.is_absolute() else ctx.workdir / name
+    if not path.parent.is_dir():  # only for the message: the write below goes by the directory resolved safely
         what = "is not a directory" if path.parent.exists() else "does not exist"
         raise HeraError(f"cannot write {path}: {path.parent} {what}", hint="create the directory or choose another -o FILE")
-    built = family.build(params, seed)
-    header = family.new_header(
-        settings.layout, params, seed, uuid=uuid, callsign=settings.callsign, summary=built.summary
-    )
-    try:
-        save(path, header, built.arrays, overwrite=ctx.args.force)
-    except FileExistsError:
-        raise Conflict(f"{path} already exists", hint="choose another -o FILE, or add --force to overwrite it") from None
-    except OSError as exc:
-        raise HeraError(f"cannot write {path}: {exc.strerror or exc}") from None
+    # The output may be in a shared directory: resolved once, following only links of the caller's or root's
+    # (as 'copy -o'); the file is then written and renamed or linked inside the directory so reached.
+    with destination_directory(ctx.workdir, name, path) as directory:
+        if not ctx.args.force and _taken(directory, name.name):
+            raise Conflict(f"{path} already exists", hint="choose another -o FILE, or add --force to overwrite it")
+        built = family.build(params, seed)
+        header = family.new_header(
+            settings.layout, params, seed, uuid=uuid, callsign=settings.callsign, summary=built.summary
+        )
+        try:
+            with inside(directory) as here:
+                save(here / name.name, header, built.arrays, overwrite=ctx.args.force)
+        except FileExistsError:
+            raise Conflict(f"{path} already exists", hint="choose another -o FILE, or add --force to overwrite it") from None
+        except OSError as exc:
+            raise HeraError(f"cannot write {path}: {exc.strerror or exc}") from None
     ctx.out.write(f"built {header.callsign} {uuid} ({family.name}/{settings.layout}) -> {path}\n")
     return 0
+
+
+def _taken(directory: int, name: str) -> bool:
+    """Whether anything, a dangling link included, holds ``name`` in ``directory`` (never following it)."""
+    try:
+        os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except OSError:
+        return False  # free, or unreadable: the write itself says why
+    return True

@@ -46,7 +46,6 @@ def run(ctx: Any) -> int:
     file = args.file if args.file.is_absolute() else ctx.workdir / args.file
     check_params(file, ctx.workdir)
     me = target.owner()
-    foreign = None
     if args.system:
         store = Store(where.system_dir, "system", where.runtime_dir)
         if not _writable(store.directory):
@@ -55,25 +54,22 @@ def run(ctx: Any) -> int:
                 hint="run it as root (sudo hera install --system FILE), or set system_dir",
             )
         taken = {agent.callsign for _, agent in target.installed(ctx)}
+        agent = store.install(file, owner=me, taken=taken, as_new=args.as_new)
     elif args.user and args.user != me:
         if os.geteuid() != 0:
             raise HeraError(f"installing into {args.user}'s cache needs root", hint="run it with sudo")
-        foreign = _Foreign(args.user)
-        store = Store(foreign.directory, "user", where.runtime_dir, foreign=True)
-        # their callsigns are checked inside the store's lock; ours do not matter to them
-        system = target.system_store(ctx)
+        # their callsigns are checked inside their store's lock; ours do not matter to them
         try:
-            taken = {agent.callsign for agent in system.agents()}
+            taken = {agent.callsign for agent in target.system_store(ctx).agents()}
         except HeraError:
             taken = set()
+        instance = Store.prepared(file, as_new=args.as_new)  # read and verified by root: they may not read the file
+        check_header_params(instance.header, file, ctx.workdir)  # the very bytes that go in
+        agent = install_as(args.user, instance, taken=taken, source=file)
     else:
         store = target.user_store(ctx)
         taken = {agent.callsign for _, agent in target.installed(ctx)}
-    try:
         agent = store.install(file, owner=args.user or me, taken=taken, as_new=args.as_new)
-    finally:
-        if foreign is not None:
-            foreign.give_back()
     assert agent.header is not None
     if args.as_new:
         renamed = f" (a clone of {_callsign(file)} {agent.header.lineage[-1][:8]})"
@@ -90,12 +86,21 @@ def check_params(file: Path, workdir: Path) -> None:
     file (a negative width, an unknown key, an infinite threshold) was
     installed and then crashed ``up`` when it planned. Same check as ``up``'s.
     """
+    from hera.instance import read_header
+
+    check_header_params(read_header(file), file, workdir)
+
+
+def check_header_params(header: Any, file: Path, workdir: Path) -> None:
+    """:func:`check_params` on a header already read (``file`` names it in errors).
+
+    ``install --user`` checks the header of the instance it has read and
+    verified, so what is checked is exactly what goes into the cache.
+    """
     from hera import family as families
     from hera.errors import HeraError, NotFound
-    from hera.instance import read_header
     from hera.plan import validated_params
 
-    header = read_header(file)
     try:
         family = families.get(header.family.name, workdir)
     except NotFound as exc:
@@ -116,54 +121,149 @@ def _writable(directory: Path) -> bool:
     return os.access(probe, os.W_OK | os.X_OK)
 
 
-class _Foreign:
-    """Another user's cache, written by root on their behalf and then handed to them.
+# -- install --user: written by the user's own process, never by root ----------------------------
 
-    Refuses a home that does not exist (hera never creates one) and symbolic
-    links below the home (root must not be steered into writing, or handing
-    over, a directory elsewhere). The directories root creates on the way, the
-    lock file and the agent's file become the user's.
+
+def install_as(user: str, instance: Any, *, taken: set[str], source: Path) -> Any:
+    """Install a verified instance into ``user``'s cache by a child that has become ``user`` completely.
+
+    Why not root: root writing there, then handing what it made to the user
+    with chown, was a race the user wins. Any directory of their cache can be
+    swapped for a symbolic link between root's checks and its chown (the
+    whole install is the window), and root then wrote into, and handed over,
+    whatever the link named: its own files, ``/etc``. A process with the
+    user's rights and no others can only be steered where the user could
+    write anyway, and what it makes is the user's with no chown at all; root
+    itself follows no path of theirs.
+
+    Root has read and verified the file (the user may not be able to read
+    it); the child inherits the verified instance in memory, writes it as the
+    user, and answers on a pipe with one JSON object: the agent's path and
+    callsign, or the one-line error to report. Returns the :class:`Agent`.
     """
+    import json
+    import pwd
 
-    def __init__(self, user: str) -> None:
-        import pwd
-        import stat
+    from hera.errors import Conflict, HeraError
+    from hera.store import Agent
 
-        from hera.errors import HeraError
-        from hera.paths import user_cache_dir, user_home
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise HeraError(f"no user named {user!r} on this host") from None
+    groups = os.getgrouplist(user, entry.pw_gid)
+    _preload()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child never returns (os._exit); its answer is what is tested
+        os.close(read_fd)
+        _child(entry, groups, instance, taken, source, write_fd)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read(1 << 16)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    try:
+        reply = json.loads(data) if data else {}
+    except ValueError:
+        reply = {}
+    if isinstance(reply.get("error"), str):
+        kind = Conflict if reply.get("conflict") else HeraError
+        hint = reply.get("hint")
+        raise kind(reply["error"], hint=hint if isinstance(hint, str) else None)
+    path, callsign = reply.get("path"), reply.get("callsign")
+    if code != 0 or not isinstance(path, str) or not isinstance(callsign, str):
+        raise HeraError(f"installing into {user}'s cache failed: the process that wrote it as {user} ended with status {code}")
+    return Agent(Path(path), "user", instance.header.model_copy(update={"callsign": callsign}))
 
-        home = user_home(user)
-        self.entry = pwd.getpwnam(user)
-        if not home.is_dir():
-            raise HeraError(
-                f"{user}'s home {home} does not exist; hera will not create it",
-                hint=f"create it first, or install as {user} with a cache_dir of their own",
-            )
-        self.directory = user_cache_dir(user, home)
-        self.created: list[Path] = []
-        probe = home
-        for part in self.directory.relative_to(home).parts:
-            probe = probe / part
-            try:
-                info = os.lstat(probe)
-            except FileNotFoundError:
-                self.created.append(probe)
-                continue
-            if not stat.S_ISDIR(info.st_mode):
-                raise HeraError(
-                    f"{probe} is not a plain directory (a symbolic link or a file); "
-                    f"refusing to install into {user}'s cache through it"
-                )
 
-    def give_back(self) -> None:
-        """Hand what root wrote in the user's home to the user (never following a link)."""
-        paths = [*self.created, self.directory]
-        if self.directory.is_dir():
-            paths += [p for p in self.directory.iterdir() if p.name == ".lock" or p.suffix == ".json"]
-        for path in paths:
-            try:
-                info = os.lstat(path)
-            except FileNotFoundError:
-                continue
-            if info.st_uid == 0:
-                os.chown(path, self.entry.pw_uid, self.entry.pw_gid, follow_symlinks=False)
+#: What the child of :func:`install_as` imports, directly or not, to write an instance into a cache.
+_CHILD_MODULES = (
+    "datetime", "errno", "hashlib", "json", "secrets", "stat",
+    "filelock", "psutil",
+    "hera.arrays", "hera.atomic", "hera.callsign", "hera.instance", "hera.paths", "hera.pidfile", "hera.store",
+)  # fmt: skip
+
+
+def _preload() -> None:
+    """Import, as root, every module the child uses.
+
+    Once it is the user, it may not read them (an interpreter under /root,
+    say): an import there would fail halfway through an install.
+    """
+    import importlib
+
+    for name in _CHILD_MODULES:
+        importlib.import_module(name)
+
+
+def _child(entry: Any, groups: list[int], instance: Any, taken: set[str], source: Path, answer: int) -> None:
+    """Become the user, install, answer on ``answer`` and end: never returns into root's hera."""
+    import json
+
+    from hera.errors import Conflict, HeraError
+
+    code, reply = 0, {}
+    try:
+        _become(entry, groups, keep=answer)
+        agent = _install_here(entry, instance, taken, source)
+        reply = {"path": str(agent.path), "callsign": agent.callsign}
+    except HeraError as exc:
+        code = exc.exit_code or 1
+        reply = {"error": exc.message, "hint": exc.hint, "conflict": isinstance(exc, Conflict)}
+    except BaseException as exc:  # noqa: BLE001 - whatever happens, answer and end here
+        code, reply = 70, {"error": f"installing as {entry.pw_name} failed: {type(exc).__name__}: {exc}"}
+    try:
+        view = memoryview(json.dumps(reply).encode())
+        while view:
+            view = view[os.write(answer, view):]
+    finally:
+        os._exit(code)
+
+
+def _become(entry: Any, groups: list[int], *, keep: int) -> None:
+    """Drop root for good: the user's groups, group and user, in that order (each needs the rights the next drops).
+
+    Root's descriptors are closed but ``keep`` (the answer pipe; the standard
+    ones point at /dev/null) and the working directory is ``/``, so nothing
+    of root's is reachable from here. Changing the uid also makes the process undumpable, so the user
+    cannot attach to it.
+    """
+    from hera.errors import HeraError
+
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        if fd != null:
+            os.dup2(null, fd)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))  # close_range(2): one call however high the limit
+    os.setgroups(groups)
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    if os.getresuid() != (entry.pw_uid,) * 3 or os.getresgid() != (entry.pw_gid,) * 3:
+        raise HeraError(f"could not become {entry.pw_name}; nothing was installed")
+    if entry.pw_uid != 0:
+        try:
+            os.setuid(0)
+        except PermissionError:
+            pass
+        else:
+            raise HeraError(f"root's rights remained after becoming {entry.pw_name}; nothing was installed")
+    os.chdir("/")
+    os.environ.update(HOME=entry.pw_dir, USER=entry.pw_name, LOGNAME=entry.pw_name)
+
+
+def _install_here(entry: Any, instance: Any, taken: set[str], source: Path) -> Any:
+    """The install itself, with the user's rights only: their cache is checked as their own hera would check it."""
+    from hera.errors import HeraError
+    from hera.paths import user_cache_dir
+    from hera.store import Store
+
+    home = Path(entry.pw_dir)
+    if not home.is_dir():
+        raise HeraError(
+            f"{entry.pw_name}'s home {home} does not exist; hera will not create it",
+            hint=f"create it first, or install as {entry.pw_name} with a cache_dir of their own",
+        )
+    store = Store(user_cache_dir(entry.pw_name, home), "user", None)
+    return store.install_verified(instance, owner=entry.pw_name, taken=taken, source=source)
