@@ -11,7 +11,8 @@ family against its layout, and a bad one is blamed on the source that set it.
 Every source is also a way in for someone else: ``./hera.json`` may sit in a
 shared directory, a variable or a flag may hold a pasted blob. So a source is
 read defensively: a settings file must be a regular file of modest size (a
-FIFO would hang), ``./hera.json`` must belong to the caller or root (another
+FIFO would hang; nothing else is even opened, see :mod:`hera.safe_open`),
+``./hera.json`` and ``~/.herarc`` must belong to the caller or root (another
 user's file would choose where the caller's agents go), JSON may nest only
 :data:`MAX_DEPTH` levels (Python's json answers deeper input with a
 RecursionError), and a path may be neither empty (which would quietly mean
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path, PurePath
@@ -37,6 +37,7 @@ from hera.errors import HeraError, nearest
 from hera.paths import user_name
 from hera.family import deep_merge, others_may_write
 from hera.instance import CALLSIGN_PATTERN
+from hera.safe_open import Refused, open_regular
 
 ENV_PREFIX = "HERA_"
 
@@ -148,15 +149,29 @@ def _refuse_home_only(source: str, values: Mapping[str, Any], label: str = "key 
 def nesting_depth(text: str) -> int:
     """How deep JSON ``text`` nests, counted without parsing it (so without recursion).
 
-    Brackets inside strings do not count; for malformed text the count is
-    only an upper bound, which is all a limit needs.
+    One pass, remembering only whether it is inside a string and just after
+    a backslash there: brackets inside strings do not count. Linear on
+    purpose: a regular expression that skipped strings restarted at every
+    unclosed quote, so 120 KB of ``\\"`` took a minute and 1 MiB an hour. For
+    malformed text the count is only a bound on what a parser would reach
+    (it stops in an unterminated string too), which is all a limit needs.
     """
     depth = deepest = 0
-    for bracket in re.sub(r'"(?:[^"\\]|\\.)*"', "", text):
-        if bracket in "[{":
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == "[" or char == "{":
             depth += 1
             deepest = max(deepest, depth)
-        elif bracket in "]}":
+        elif char == "]" or char == "}":
             depth -= 1
     return deepest
 
@@ -190,7 +205,11 @@ def _refuse_foreign(path: Path, info: os.stat_result, what: str) -> None:
     if info.st_uid not in (os.geteuid(), 0):
         raise HeraError(
             f"{path}: {what} belongs to another user ({user_name(info.st_uid)}); hera takes settings only from files of yours",
-            hint="remove it, or run hera in a directory of your own",
+            hint=(
+                "HOME is someone else's home: run sudo with -H (not -E), or set HOME to your own"
+                if path == home_file()
+                else "remove it, or run hera in a directory of your own"
+            ),
         )
     writers = None if stat.S_ISLNK(info.st_mode) else others_may_write(info)
     if writers:
@@ -200,21 +219,26 @@ def _refuse_foreign(path: Path, info: os.stat_result, what: str) -> None:
 def _read_text(path: Path, *, owned: bool) -> str | None:
     """The text of a settings file, or None when there is none; ``owned``: it must be the caller's (or root's).
 
-    Opened without blocking and checked before reading: a FIFO would hang
-    hera, a device or a huge file would fill memory.
+    Through :func:`hera.safe_open.open_regular`: a FIFO would hang hera and a
+    device must not even be opened, so neither is; a huge file would fill
+    memory. A link is followed (dotfile managers link ``~/.herarc``), but for
+    an ``owned`` file only a link of the caller's or root's, and a file
+    swapped for a link (or another file) while it is opened is refused.
     """
+    def vet(link: Path, info: os.stat_result) -> None:
+        _refuse_foreign(link, info, "the link")
+
     try:
-        if owned and stat.S_ISLNK((link := os.lstat(path)).st_mode):
-            _refuse_foreign(path, link, "the link")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd, info = open_regular(path, follow=True, vet_link=vet if owned else None)
     except FileNotFoundError:
         return None
+    except Refused as exc:
+        raise HeraError(f"{path}: {exc.strerror}", hint="settings are a JSON file; remove or rename this one") from None
     except OSError as exc:
         raise HeraError(f"{path}: cannot read settings ({exc.strerror or exc.__class__.__name__})") from None
+    except ValueError:  # a NUL in the path
+        raise HeraError(f"{path}: cannot read settings (NUL byte in the path)") from None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise HeraError(f"{path}: not a regular file", hint="settings are a JSON file; remove or rename this one")
         if owned:
             _refuse_foreign(path, info, "the file")
         if info.st_size > MAX_FILE_BYTES:
@@ -224,6 +248,8 @@ def _read_text(path: Path, *, owned: bool) -> str | None:
         raise HeraError(f"{path}: cannot read settings ({exc.strerror or exc.__class__.__name__})") from None
     finally:
         os.close(fd)
+    if len(data) > MAX_FILE_BYTES:  # it grew after the fstat
+        raise HeraError(f"{path}: too large for a settings file (at most {MAX_FILE_BYTES:,} bytes)")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -292,9 +318,11 @@ def trusted_family_dirs() -> list[Path]:
     ``./hera.json`` may not list one: it lies in the working directory, the
     very place an attacker who planted a folder there can also write, so it
     would vouch for itself. ``HERA_*`` variables and flags may not either
-    (see :data:`HOME_ONLY`).
+    (see :data:`HOME_ONLY`). And ``~/.herarc`` itself must be the caller's
+    (or root's): root run with another user's HOME (``sudo -E``) must not
+    import what that user vouches for.
     """
-    source = read_file(home_file())
+    source = read_file(home_file(), owned=True)
     return [Path(p) for p in (source.values.get(TRUST_KEY) or [])] if source else []
 
 
@@ -311,7 +339,9 @@ def gather(
     """Merge every source into one Settings; keep the sources for blame."""
     workdir = Path.cwd() if workdir is None else workdir
     environ = os.environ if environ is None else environ
-    sources = [s for s in (read_file(home_file()), read_file(work_file(workdir), owned=True)) if s is not None]
+    # Both files must be the caller's: with ``sudo -E`` HOME is still another user's home, and their
+    # ~/.herarc would choose root's cache and, through trusted_family_dirs, code root imports.
+    sources = [s for s in (read_file(home_file(), owned=True), read_file(work_file(workdir), owned=True)) if s is not None]
     for source in sources:
         if source.name != str(home_file()):
             _refuse_home_only(source.name, source.values)

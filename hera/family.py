@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hera.errors import HeraError, NotFound, did_you_mean, nearest
 from hera.paths import user_name
+from hera.safe_open import open_regular
 
 if TYPE_CHECKING:
     import numpy as np
@@ -235,19 +236,20 @@ def _load(target: Any, name: str) -> Family:
 
 
 def _read_small(path: Path, limit: int) -> bytes | None:
-    """A regular file's bytes, or None: never blocks on a FIFO, never reads past ``limit``.
+    """A regular file's bytes, or None: never opens anything else, never reads past ``limit``.
 
-    Also used on files another user may have planted, before any trust check.
+    Used on a folder's ``pyproject.toml`` before any trust check, so on a
+    file another user may have planted: a link is not followed (its target,
+    say ``/dev/watchdog``, would be theirs to choose; a link there is checked
+    only later, by :func:`folder_problem`), and a FIFO or device is refused
+    before it is opened (see :mod:`hera.safe_open`).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        fd, info = open_regular(path, follow=False)
+    except (OSError, ValueError):
         return None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            return None
-        return os.read(fd, limit + 1)
+        return None if info.st_size > limit else os.read(fd, limit + 1)
     except OSError:
         return None
     finally:

@@ -16,8 +16,9 @@ array's name, dtype and shape too (see :mod:`hera.arrays`), and every entry
 has one. Both are read; only 2 is written, so an agent cached in format 1
 moves to 2 on its next save.
 
-Only regular files are read, and opening one never blocks: a FIFO or a
-directory named ``x.json`` (in the cache, say) is one error line naming it.
+Only regular files are opened (:mod:`hera.safe_open`): a FIFO, a device or a
+directory named ``x.json`` (in the cache, say) is one error line naming it, and
+is refused before any open, so a device's driver never runs.
 
 This module imports numpy only when arrays are actually touched, so header-only
 commands (``agents``, ``families``) stay fast.
@@ -28,7 +29,6 @@ from __future__ import annotations
 import json
 import mmap
 import os
-import stat
 import uuid as uuidlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,9 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hera import safe_open
 from hera.atomic import atomic_write
 from hera.errors import HeraError
 from hera.jsonscan import Scanner, ScanError, label, line_col
+from hera.safe_open import Refused
 
 if TYPE_CHECKING:
     import numpy as np
@@ -125,35 +127,42 @@ def _too_large(path: Path, message: str) -> InstanceTooLarge:
     return InstanceTooLarge(f"{path}: {message}", hint="load it on a machine with more memory")
 
 
-_KINDS = {
-    stat.S_IFDIR: "directory",
-    stat.S_IFIFO: "FIFO",
-    stat.S_IFSOCK: "socket",
-    stat.S_IFCHR: "character device",
-    stat.S_IFBLK: "block device",
-}
+def _refuse_anothers_link(path: Path, link: os.stat_result) -> None:
+    """Follow a link only if the caller (or root) made it: another user's link would choose what hera reads.
+
+    Root listing a user's cache (``agents --user U``, ``--all``) meets links U
+    made; followed, root would read for U whatever root may read (root's own
+    agents, a device). A link of one's own, such as a FILE named on the
+    command line through a link one made, is followed.
+    """
+    if link.st_uid not in (os.geteuid(), 0):
+        from hera.paths import user_name
+
+        raise Refused(path, f"a symbolic link made by {user_name(link.st_uid)}; hera follows only links of yours or root's")
 
 
-def open_regular(path: Path) -> int:
-    """A read-only descriptor of ``path``, which must be a regular file; never blocks.
+def open_regular(path: Path, *, follow: bool = True) -> int:
+    """A read-only descriptor of ``path``, which must be a regular file; nothing else is ever opened.
 
-    O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer, so a
-    FIFO named like an agent hung every command that listed the cache. A
-    directory opens fine and then fails to map (ENODEV, a traceback): both are
-    refused here by what fstat says, in one line.
+    See :mod:`hera.safe_open`: a FIFO named like an agent used to hang every
+    listing, and a link to a device in another user's cache made root open
+    the device. ``follow``: whether a link at ``path`` is followed at all
+    (then only one of the caller's or root's, see
+    :func:`_refuse_anothers_link`); False for files hera itself writes into
+    a cache, which are never links.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd, _ = safe_open.open_regular(path, follow=follow, vet_link=_refuse_anothers_link)
     except FileNotFoundError:
         raise HeraError(f"{path}: no such file") from None
     except PermissionError:
         raise HeraError(f"{path}: permission denied") from None
+    except safe_open.NotRegular as exc:
+        raise HeraError(f"{path}: {exc.strerror}; not an instance file") from None
+    except Refused as exc:
+        raise HeraError(f"{path}: {exc.strerror}") from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
         raise HeraError(f"{path}: cannot open it: {getattr(exc, 'strerror', None) or exc}") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise HeraError(f"{path}: not a regular file but a {_KINDS.get(stat.S_IFMT(mode), 'special file')}; not an instance file")
     return fd
 
 
@@ -219,12 +228,13 @@ class InstanceFile:
     in memory, not the document's.
     """
 
-    def __init__(self, path: Path, *, header_only: bool = False) -> None:
+    def __init__(self, path: Path, *, header_only: bool = False, follow: bool = True) -> None:
+        """Open and parse ``path``; ``follow``: whether a link there may be followed (see :func:`open_regular`)."""
         self.path = Path(path)
         self.entries: dict[str, ArrayEntry] = {}
         self._map: mmap.mmap | None = None
         self._fd = -1
-        fd = self._fd = open_regular(self.path)
+        fd = self._fd = open_regular(self.path, follow=follow)
         try:
             size = os.fstat(fd).st_size
             if size == 0:
@@ -363,7 +373,7 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
-def _fast_header(path: Path) -> Header | None:
+def _fast_header(path: Path, follow: bool) -> Header | None:
     """The header of a file laid out as hera writes it, parsed by the C JSON decoder.
 
     Listing a thousand agents spends its time here, and the general scanner
@@ -372,7 +382,7 @@ def _fast_header(path: Path) -> Header | None:
     path reads it and reports the error properly.
     """
     try:
-        fd = open_regular(path)
+        fd = open_regular(path, follow=follow)
     except HeraError:
         return None  # the strict path says why
     try:
@@ -396,24 +406,32 @@ def _fast_header(path: Path) -> Header | None:
         return None
 
 
-def read_header(path: Path) -> Header:
-    """The header alone: a page or two of I/O however large the brain."""
-    header = _fast_header(Path(path))
+def read_header(path: Path, *, follow: bool = True) -> Header:
+    """The header alone: a page or two of I/O however large the brain.
+
+    ``follow``: whether a link at ``path`` may be followed (see
+    :func:`open_regular`); a cache's listing may say False, its files are never links.
+    """
+    header = _fast_header(Path(path), follow)
     if header is not None:
         return header
-    with InstanceFile(path, header_only=True) as opened:
+    with InstanceFile(path, header_only=True, follow=follow) as opened:
         return opened.header
 
 
-def load(path: Path) -> Instance:
-    """Read and verify a whole instance: every field, every checksum."""
-    with InstanceFile(path) as opened:
+def load(path: Path, *, follow: bool = True) -> Instance:
+    """Read and verify a whole instance: every field, every checksum (``follow``: see :func:`read_header`)."""
+    with InstanceFile(path, follow=follow) as opened:
         return opened.load()
 
 
 def verify_file(path: Path) -> None:
-    """Read back every field and checksum, one array at a time (peak: the largest array)."""
-    with InstanceFile(path) as opened:
+    """Read back every field and checksum, one array at a time (peak: the largest array).
+
+    Given only the file a save has just written (see :func:`save`), which is
+    never a link: one found there is not followed.
+    """
+    with InstanceFile(path, follow=False) as opened:
         for name in opened.entries:
             opened.array(name)
 
@@ -427,12 +445,12 @@ def load_or_previous(path: Path) -> tuple[Instance, str | None]:
     from hera.atomic import previous_path
 
     try:
-        return load(path), None
+        return load(path, follow=False), None  # the cache's own files, never links
     except InstanceFileError as damaged:
         previous = previous_path(Path(path))
         if not previous.exists():
             raise
-        instance = load(previous)
+        instance = load(previous, follow=False)
         return instance, (
             f"{path} is damaged ({damaged.message}); using the previous good copy "
             f"from iteration {instance.header.iteration} ({previous})"

@@ -47,7 +47,7 @@ def run(ctx: Any) -> int:
         raise HeraError("nothing to grow", hint="give --set KEY=VALUE (for example --set hidden.width=48) or --to LAYOUT")
     with store.locked():
         store.refuse_if_up(agent, "grow")
-        instance = load(agent.path)
+        instance = load(agent.path, follow=False)
         header = instance.header
         wanted = deep_merge(dict(header.params), patches)
         params = family.resolve(header.layout, [("grow", wanted)]) if header.layout in family.layouts else family.params_model.model_validate(wanted)

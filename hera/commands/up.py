@@ -42,7 +42,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(ctx: Any) -> int:
-    import sys
 
     from hera import devices, family as families
     from hera.agent import launch as launcher
@@ -146,7 +145,7 @@ def _previous_header(agent: Any) -> Any:
     from hera.instance import read_header
 
     try:
-        return read_header(previous_path(agent.path))
+        return read_header(previous_path(agent.path), follow=False)
     except HeraError:
         return None
 
