@@ -39,7 +39,9 @@ class AgentGone(HeraError):
 
 
 class AgentClient:
-    def __init__(self, sock: socket.socket, *, key: bytes | None = None, timeout: float | None = 30.0) -> None:
+    def __init__(
+        self, sock: socket.socket, *, key: bytes | None = None, timeout: float | None = 30.0, uuid: str | None = None
+    ) -> None:
         self.sock = sock
         self.sock.settimeout(timeout)
         self.reader = sock.makefile("rb")
@@ -52,8 +54,24 @@ class AgentClient:
             self.nonce = str(info["nonce"])
             self.uuid = str(info["uuid"])
         except (ValueError, KeyError, TypeError):
+            self.close()
             raise HeraError("the agent's socket did not answer as a hera agent") from None
+        if key is not None:
+            self._check_proof(info, key, uuid)
         self.verifier = protocol.Verifier(key, self.nonce, protocol.MAX_REPLY * 2, protocol.REPLY) if key is not None else None
+
+    def _check_proof(self, info: dict[str, Any], key: bytes, uuid: str | None) -> None:
+        """Before a byte is sent on TCP: the other end must prove it holds the key, and be the agent expected."""
+        import hmac
+
+        proof = info.get("proof")
+        expected = protocol.hello_proof(key, self.nonce, self.uuid)
+        if not isinstance(proof, str) or not hmac.compare_digest(proof, expected) or (uuid is not None and self.uuid != uuid):
+            self.close()
+            raise HeraError(
+                "the process on the agent's port did not prove it holds the agent's key; nothing was sent to it",
+                hint="the agent may be gone and its connection file stale (see 'hera agents'); up it again",
+            )
 
     @classmethod
     def unix(cls, path: Path, timeout: float | None = 30.0, *, owner: int | None = None) -> AgentClient:
@@ -97,7 +115,7 @@ class AgentClient:
             sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as exc:
             raise AgentGone(f"cannot reach the agent at {host}:{port}: {exc.strerror or exc}") from None
-        return cls(sock, key=key, timeout=timeout)
+        return cls(sock, key=key, timeout=timeout, uuid=str(info.get("uuid")) if info.get("uuid") else None)
 
     def _line(self) -> bytes:
         try:

@@ -14,11 +14,11 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from hera import children
 from hera.errors import NotFound, did_you_mean
 from hera.family import ResourceEstimate
 
@@ -162,7 +162,7 @@ def probe_taichi(backend: str, timeout: float = 60.0) -> bool:
     """Whether Taichi really initialises ``backend`` here, asked in a throwaway process."""
     try:
         result = subprocess.run(
-            [sys.executable, "-c", _PROBE, backend], capture_output=True, text=True, timeout=timeout
+            children.python("-c", _PROBE, backend), capture_output=True, text=True, timeout=timeout
         )
     except (OSError, subprocess.TimeoutExpired):
         return False

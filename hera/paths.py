@@ -126,6 +126,9 @@ def runtime_dir(path: Path, *, create: bool = False) -> Path | None:
                 os.mkdir(path, 0o700)  # never follows: an existing link, even dangling, is EEXIST
             except FileExistsError:
                 pass
+        # A missing parent may have been made by someone else between the check and makedirs
+        # (in a sticky /tmp, say): look at the whole chain again now that it exists.
+        _check_ancestors(path)
     with _refusing(path):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)

@@ -211,6 +211,10 @@ def test_accepting_survives_running_out_of_file_descriptors(world: World) -> Non
     """EMFILE in accept() (the issue's end of the accept thread) is waited out; the agent answers again."""
     built = build(world)
     up = up_daemon(world, str(built.path))
+    # Squeezed only once its kernels are compiled: Taichi opens its runtime library lazily at the
+    # first compile and aborts the process if it cannot (no descriptor left is not a flood's doing:
+    # the connection caps keep an agent far below any stock limit).
+    wait_for(lambda: request(world, up.uuid, "status")["iteration"] > 0, what="the first batch")
     agent = psutil.Process(up.pid)
     soft, hard = agent.rlimit(psutil.RLIMIT_NOFILE)
     agent.rlimit(psutil.RLIMIT_NOFILE, (agent.num_fds() + 4, hard))  # room for four more, no more
@@ -220,8 +224,9 @@ def test_accepting_survives_running_out_of_file_descriptors(world: World) -> Non
             time.sleep(0.3)
             release(held)
             time.sleep(0.3)
-        # The flood is gone; the limit is still tight, but the agent accepts again.
-        assert answers_in_listing(world, up.uuid)
+        # The flood is gone; the limit is still tight, but the agent accepts again: once its back-off
+        # (at most 0.5 s) has passed and the flood's descriptors are closed on its side too.
+        wait_for(lambda: answers_in_listing(world, up.uuid), timeout=20, what="the agent to answer again")
         with AgentClient.tcp(up.connection, timeout=10) as signed:
             assert signed.request("status")["state"] == "running"
     finally:

@@ -20,13 +20,12 @@ import json
 import os
 import select
 import subprocess
-import sys
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from hera import pidfile
+from hera import children, pidfile
 from hera.agent.main import Launch, log_path
 from hera.errors import HeraError
 
@@ -93,7 +92,7 @@ def _spawn(launch: Launch, write_fd: int) -> subprocess.Popen[bytes]:
     log = os.open(log_path(launch.log_dir, launch.uuid), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "hera.agent", launch.model_dump_json()],
+            children.python("-m", "hera.agent", launch.model_dump_json()),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -114,8 +114,24 @@ def _arch(device: str) -> str:
     return "cuda" if device.startswith("cuda") else "cpu"
 
 
+#: Descriptors an agent asks for (its soft limit, up to the hard one): far above what its
+#: connection caps let a flood take, so its own files (logs, saves, Taichi's) always open.
+NOFILE_WANTED = 4096
+
+
+def _raise_descriptor_limit() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = NOFILE_WANTED if hard == resource.RLIM_INFINITY else min(NOFILE_WANTED, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def run(launch: Launch) -> int:
     os.umask(0o077)  # everything the agent writes (logs, snapshots, cache) is the user's alone
+    _raise_descriptor_limit()
     # The spec's signals are noted from the first moment, so one that arrives while
     # the brain loads is acted on once the loop runs instead of killing a half-up agent.
     noted: list[str] = []
@@ -124,10 +140,10 @@ def run(launch: Launch) -> int:
     ready = Ready(launch.ready_fd)
     files = paths(launch.runtime_dir, launch.uuid)
     try:
-        header = read_header(launch.cache_path)
+        header = read_header(launch.cache_path, follow=False)
     except Exception as exc:  # the controller shows this line to the user
         try:  # a damaged header: the previous good save, if kept, is loaded instead (see _serve)
-            header = read_header(previous_path(launch.cache_path))
+            header = read_header(previous_path(launch.cache_path), follow=False)
         except Exception:
             ready.send("ERROR", str(exc))
             return 1

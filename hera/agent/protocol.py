@@ -271,6 +271,26 @@ class Verifier:
         return signed.payload.encode()
 
 
-def hello(nonce: str, uuid: str, auth: bool) -> bytes:
-    """The server's first line: who it is, and the nonce signatures must include."""
-    return json.dumps({"hera": PROTOCOL_VERSION, "uuid": uuid, "nonce": nonce, "auth": auth}).encode() + b"\n"
+#: The direction word of the hello's proof: neither a request's nor a reply's, so a proof is never
+#: accepted as either, nor either as a proof.
+HELLO = "hello"
+
+
+def hello_proof(key: bytes, nonce: str, uuid: str) -> str:
+    """What the agent shows, in its hello on TCP, to prove it holds the key before a client sends a byte.
+
+    Signed messages are not encrypted: a client that talked to whatever now
+    listens on a dead agent's port (its connection file left behind by a
+    SIGKILL) would hand that process its input in clear. The proof binds the
+    connection's fresh nonce, so it cannot be replayed from another
+    connection, and only the key's holder can make it.
+    """
+    return sign(key, nonce, 0, uuid, HELLO)
+
+
+def hello(nonce: str, uuid: str, auth: bool, key: bytes | None = None) -> bytes:
+    """The server's first line: who it is, the nonce signatures must include, and (on TCP) its proof."""
+    message: dict[str, object] = {"hera": PROTOCOL_VERSION, "uuid": uuid, "nonce": nonce, "auth": auth}
+    if auth and key is not None:
+        message["proof"] = hello_proof(key, nonce, uuid)
+    return json.dumps(message).encode() + b"\n"

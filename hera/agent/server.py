@@ -300,7 +300,7 @@ class ControlServer:
         sock, kind = conn.sock, conn.kind
         try:
             nonce = secrets.token_hex(16)
-            sock.sendall(protocol.hello(nonce, self.uuid, auth=kind == "tcp"))
+            sock.sendall(protocol.hello(nonce, self.uuid, auth=kind == "tcp", key=self.key))
             if kind == "tcp":
                 conn.verifier = protocol.Verifier(self.key, nonce)
                 conn.key, conn.nonce = self.key, nonce

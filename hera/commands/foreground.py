@@ -23,6 +23,8 @@ import sys
 import time
 from typing import Any
 
+from hera import children
+
 POLL_SECONDS = 0.25
 
 
@@ -30,7 +32,7 @@ def debug_prompt(uuid: str) -> int:
     """The hera shell attached to the agent, in this terminal, until the user leaves it."""
     ignore = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTSTP)}
     try:
-        return subprocess.call([sys.executable, "-m", "hera.shell", "--attach", uuid])
+        return subprocess.call(children.python("-m", "hera.shell", "--attach", uuid))
     finally:
         for signum, handler in ignore.items():
             signal.signal(signum, handler)

@@ -92,6 +92,7 @@ def run(ctx: Any) -> int:
     import sys
     import time
 
+    from hera import children
     from hera.commands import target
 
     name = canonical(ctx.args.name)
@@ -105,7 +106,7 @@ def run(ctx: Any) -> int:
             ctx.out.write(f"attached {handle!r}; 'agent' is it, 'detach' lets go\n")
         elif sys.stdin.isatty() and sys.stdout.isatty():  # a terminal: it becomes the debug prompt
             ctx.out.flush()
-            os.execv(sys.executable, [sys.executable, "-m", "hera.shell", "--attach", agent.uuid])
+            os.execv(sys.executable, children.python("-m", "hera.shell", "--attach", agent.uuid))
         return 0
     if name == "SIGTTIN":
         send(store, agent, signals.SIGTTIN)
