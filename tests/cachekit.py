@@ -25,9 +25,13 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +287,56 @@ def make_lived_instance(directory: Path, name: str, *, iteration: int = 1234, ca
     target = Path(directory) / name
     save(target, header, arrays)
     return target
+
+
+def throwaway_user(*, home: bool = True) -> Iterator[pwd.struct_passwd]:
+    """A real local user (``useradd``), removed afterwards; the test is skipped where one cannot be made.
+
+    A generator for ``yield from`` in a fixture: the attacks of other users
+    need a real uid, and some (a cache under a home) a real home.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make another user")
+    useradd, userdel = shutil.which("useradd"), shutil.which("userdel")
+    if not (useradd and userdel):
+        pytest.skip("useradd/userdel are not available")
+    name = f"heratest{secrets.token_hex(3)}"
+    made = subprocess.run([useradd, "-m" if home else "-M", "-s", "/usr/sbin/nologin", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"useradd failed: {made.stderr.strip()}")
+    try:
+        yield pwd.getpwnam(name)
+    finally:
+        subprocess.run([userdel, "-r", name] if home else [userdel, name], capture_output=True)
+
+
+# -- what another user plants: a family folder whose import leaves a marker --------------------
+
+#: A family folder's pyproject.toml declaring family ``{name}`` (format it).
+PYPROJECT = """\
+[project]
+name = "evil"
+version = "0.1.0"
+
+[project.entry-points."hera.families"]
+{name} = "evil_family:Evil"
+"""
+
+# Whatever the family's name, importing the module is the attack: it leaves a marker.
+EVIL_MODULE = """\
+open({marker!r}, "a").close()
+from hera.family import Family
+
+
+class Evil(Family):
+    pass
+"""
+
+
+def as_user(user: str, cwd: Path, script: str, stdin: str = "") -> None:
+    """Run ``sh -c script`` as ``user`` in ``cwd``: how that user would plant files."""
+    entry = pwd.getpwnam(user)
+    subprocess.run(
+        ["sh", "-c", script], cwd=cwd, input=stdin, text=True, check=True, timeout=30,
+        user=entry.pw_uid, group=entry.pw_gid, extra_groups=[],
+    )

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import secrets
 import shutil
-import subprocess
 
 import pytest
 
 from cachekit import OtherUser, make_instance, mode, other_user_python, read_head, world_tmpdir
+from cachekit import throwaway_user as make_throwaway_user
 from herakit import World, one_error_line
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other users")
@@ -60,17 +59,7 @@ def nobody(scratch, system_dir, python_for_others):
 @pytest.fixture(scope="module")
 def throwaway_user():
     """A real user with a home, removed afterwards."""
-    useradd, userdel = shutil.which("useradd"), shutil.which("userdel")
-    if not (useradd and userdel):
-        pytest.skip("useradd/userdel are not available")
-    name = f"heratest{secrets.token_hex(3)}"
-    made = subprocess.run([useradd, "-m", "-s", "/usr/sbin/nologin", name], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"useradd failed: {made.stderr.strip()}")
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        subprocess.run([userdel, "-r", name], capture_output=True)
+    yield from make_throwaway_user()
 
 
 @pytest.fixture(scope="module")

@@ -14,48 +14,18 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from agent_helpers import TICK, build, kernel_cache, reap_agents, up_daemon
-from cachekit import make_instance
+from cachekit import EVIL_MODULE, PYPROJECT, as_user, make_instance
 from herakit import Result, World, one_error_line
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 
 OTHER = "nobody"
-
-PYPROJECT = """\
-[project]
-name = "evil"
-version = "0.1.0"
-
-[project.entry-points."hera.families"]
-{name} = "evil_family:Evil"
-"""
-
-# Whatever the family's name, importing the module is the attack: it leaves a marker.
-EVIL_MODULE = """\
-open({marker!r}, "a").close()
-from hera.family import Family
-
-
-class Evil(Family):
-    pass
-"""
-
-
-def as_user(user: str, cwd: Path, script: str, stdin: str = "") -> None:
-    """Run ``sh -c script`` as ``user`` in ``cwd``: how that user would plant files."""
-    entry = pwd.getpwnam(user)
-    subprocess.run(
-        ["sh", "-c", script], cwd=cwd, input=stdin, text=True, check=True, timeout=30,
-        user=entry.pw_uid, group=entry.pw_gid, extra_groups=[],
-    )
 
 
 def plant(user: str, parent: Path, folder: str, marker: Path, *, name: str = "evil") -> Path:

@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import secrets
-import shutil
 import stat
 import subprocess
 import sys
@@ -33,30 +31,14 @@ from pathlib import Path
 
 import pytest
 
-from cachekit import make_instance
+from cachekit import EVIL_MODULE, PYPROJECT, as_user, make_instance
+from cachekit import throwaway_user as make_throwaway_user
 from herakit import Result, World, one_error_line
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 
 OTHER = "nobody"
 
-PYPROJECT = """\
-[project]
-name = "evil"
-version = "0.1.0"
-
-[project.entry-points."hera.families"]
-evil = "evil_family:Evil"
-"""
-
-EVIL_MODULE = """\
-open({marker!r}, "a").close()
-from hera.family import Family
-
-
-class Evil(Family):
-    pass
-"""
 
 _WRITER = "import os, sys; os.open(sys.argv[1], os.O_WRONLY); print('opened', flush=True)"
 
@@ -101,15 +83,6 @@ def watch(witnesses: list[Witness], path: Path) -> Witness:
     return witness
 
 
-def as_user(user: str, cwd: Path, script: str, stdin: str = "") -> None:
-    """Run ``sh -c script`` as ``user`` in ``cwd``: how that user would plant files."""
-    entry = pwd.getpwnam(user)
-    subprocess.run(
-        ["sh", "-c", script], cwd=cwd, input=stdin, text=True, check=True, timeout=30,
-        user=entry.pw_uid, group=entry.pw_gid, extra_groups=[],
-    )
-
-
 def clean(result: Result) -> None:
     assert result.rc == 0 and "Traceback" not in result.err, str(result)
 
@@ -117,19 +90,7 @@ def clean(result: Result) -> None:
 @pytest.fixture(scope="module")
 def throwaway_user() -> Iterator[pwd.struct_passwd]:
     """A real user with a home of their own, removed afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to make another user")
-    useradd, userdel = shutil.which("useradd"), shutil.which("userdel")
-    if not (useradd and userdel):
-        pytest.skip("useradd/userdel are not available")
-    name = f"heraopen{secrets.token_hex(3)}"
-    made = subprocess.run([useradd, "-m", "-s", "/usr/sbin/nologin", name], check=False, capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"useradd failed: {made.stderr.strip()}")
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        subprocess.run([userdel, "-r", name], check=False, capture_output=True)
+    yield from make_throwaway_user()
 
 
 # -- F4: a family folder's pyproject.toml ------------------------------------------------------
@@ -162,7 +123,7 @@ def test_a_pyproject_that_is_a_link_is_not_followed_even_to_a_good_file(hera: Wo
     """Read before any trust check, so not through a link: a link's target is checked only later, if at all."""
     folder = hera.workdir / "linked"
     folder.mkdir()
-    (hera.workdir / "real-pyproject.toml").write_text(PYPROJECT)
+    (hera.workdir / "real-pyproject.toml").write_text(PYPROJECT.format(name="evil"))
     (folder / "pyproject.toml").symlink_to("../real-pyproject.toml")
     result = hera("families", "--json", timeout=30)
     clean(result)
@@ -406,7 +367,7 @@ def test_root_with_another_users_home_imports_nothing_their_herarc_trusts(
     user, home = throwaway_user.pw_name, Path(throwaway_user.pw_dir)
     marker = tmp_path / "planted-code-ran"
     as_user(user, shared, "mkdir -p theirs/evil_family")
-    as_user(user, shared, "cat > theirs/pyproject.toml", PYPROJECT)
+    as_user(user, shared, "cat > theirs/pyproject.toml", PYPROJECT.format(name="evil"))
     as_user(user, shared, "cat > theirs/evil_family/__init__.py", EVIL_MODULE.format(marker=str(marker)))
     as_user(user, home, "cat > .herarc", json.dumps({"trusted_family_dirs": [str(shared / "theirs")]}))
 

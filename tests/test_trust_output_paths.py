@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 
 from cachekit import cached, make_instance, read_head, world_tmpdir
+from cachekit import throwaway_user as make_throwaway_user
 from herakit import World, leftovers, one_error_line
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other users")
@@ -61,17 +62,7 @@ def root(scratch: Path) -> Iterator[World]:
 @pytest.fixture(scope="module")
 def user() -> Iterator[pwd.struct_passwd]:
     """A real user with a home (useradd -m), removed afterwards."""
-    useradd, userdel = shutil.which("useradd"), shutil.which("userdel")
-    if not (useradd and userdel):
-        pytest.skip("useradd/userdel are not available")
-    name = f"herasec{secrets.token_hex(3)}"
-    made = subprocess.run([useradd, "-m", "-s", "/usr/sbin/nologin", name], check=False, capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"useradd failed: {made.stderr.strip()}")
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        subprocess.run([userdel, "-r", name], check=False, capture_output=True)
+    yield from make_throwaway_user()
 
 
 def as_user(entry: pwd.struct_passwd, *command: str, cwd: Path | str = "/") -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -28,35 +27,22 @@ import pytest
 
 from agent_helpers import alive, build, reap_agents, tick_world, up_daemon, wait_gone, wait_for
 from cachekit import OtherUser, make_instance, other_user_python, read_head, with_private_system_dir, world_tmpdir
+from cachekit import throwaway_user as make_throwaway_user
 from herakit import World, one_error_line
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other users")
 
 
-def _throwaway_user(home: bool) -> Iterator[pwd.struct_passwd]:
-    useradd, userdel = shutil.which("useradd"), shutil.which("userdel")
-    if not (useradd and userdel):
-        pytest.skip("useradd/userdel are not available")
-    name = f"heratest{secrets.token_hex(3)}"
-    made = subprocess.run([useradd, "-m" if home else "-M", "-s", "/usr/sbin/nologin", name], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"useradd failed: {made.stderr.strip()}")
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        subprocess.run([userdel, "-r", name] if home else [userdel, name], capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def mallory() -> Iterator[pwd.struct_passwd]:
     """The attacker: a local user with no rights over anyone's agents."""
-    yield from _throwaway_user(home=False)
+    yield from make_throwaway_user(home=False)
 
 
 @pytest.fixture(scope="module")
 def alice() -> Iterator[pwd.struct_passwd]:
     """A user with a home, whose cache root lists."""
-    yield from _throwaway_user(home=True)
+    yield from make_throwaway_user(home=True)
 
 
 @pytest.fixture(scope="module")
