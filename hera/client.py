@@ -27,7 +27,7 @@ from typing import Any
 
 from hera.agent import protocol
 from hera.errors import HeraError
-from hera.paths import user_name
+from hera.ownership import user_name
 
 
 #: ``request``'s default: the connection's own timeout.

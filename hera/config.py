@@ -34,8 +34,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from hera.errors import HeraError, nearest
-from hera.paths import user_name
-from hera.family import deep_merge, others_may_write
+from hera.family import deep_merge
+from hera.ownership import others_may_write, trusted_owner, user_name
 from hera.instance import CALLSIGN_PATTERN
 from hera.safe_open import Refused, open_regular
 
@@ -202,7 +202,7 @@ def _check_variable(var: str, key: str, value: Any) -> None:
 
 def _refuse_foreign(path: Path, info: os.stat_result, what: str) -> None:
     """A file (or the link to it) another user made or may change cannot steer the caller's hera."""
-    if info.st_uid not in (os.geteuid(), 0):
+    if not trusted_owner(info.st_uid):
         raise HeraError(
             f"{path}: {what} belongs to another user ({user_name(info.st_uid)}); hera takes settings only from files of yours",
             hint=(

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hera.errors import HeraError, NotFound, did_you_mean, nearest
-from hera.paths import user_name
+from hera.ownership import chain_problem, node_problem
 from hera.safe_open import open_regular
 
 if TYPE_CHECKING:
@@ -272,90 +272,19 @@ def _folder_entry_points(folder: Path) -> dict[str, str]:
 # -- whether a folder may be imported ----------------------------------------------------------
 
 
-def _private_group(gid: int, uid: int) -> bool:
-    """Whether ``gid`` is ``uid``'s own group (the user-private-group scheme, umask 002), so group write is harmless."""
-    import grp
-    import pwd
-
-    try:
-        group, user = grp.getgrgid(gid), pwd.getpwuid(uid)
-    except KeyError:
-        return False
-    return group.gr_name == user.pw_name and user.pw_gid == gid and set(group.gr_mem) <= {user.pw_name}
-
-
-def others_may_write(info: os.stat_result) -> str | None:
-    """Who besides the owner may write to a file or directory, in words, or None.
-
-    Also used by :mod:`hera.config` for ``./hera.json``. A group write bit is
-    harmless when the group is the owner's private one, as on systems where
-    every user has their own group and umask 002.
-    """
-    if info.st_mode & 0o002:
-        return "every user"
-    if info.st_mode & 0o020 and not _private_group(info.st_gid, info.st_uid):
-        import grp
-
-        try:
-            return f"group {grp.getgrgid(info.st_gid).gr_name}"
-        except KeyError:
-            return f"group {info.st_gid}"
-    return None
-
-
-def _node_problem(path: Path, info: os.stat_result, *, sticky_ok: bool) -> str | None:
-    """Why one file or directory (not a link) lets another user change what would run, if it does."""
-    if info.st_uid not in (os.geteuid(), 0):
-        return f"{path} belongs to {user_name(info.st_uid)}"
-    writers = others_may_write(info)
-    if writers and not (sticky_ok and info.st_mode & stat.S_ISVTX):
-        return f"{path} is writable by {writers}"
-    return None
-
-
-def _chain_problem(path: Path, hops: int = 0) -> str | None:
-    """Why someone else could swap ``path`` or anything above it, if they could.
-
-    Each directory from ``/`` down is checked as it is met (not its resolved
-    form), so a link on the way counts by its owner and then by its target.
-    Directories above may be world-writable only when sticky (/tmp): nobody
-    else can rename what is ours there.
-    """
-    if hops > 40:
-        return f"{path}: too many levels of links"
-    absolute = Path(os.path.abspath(path))
-    parts = absolute.parts
-    for index in range(1, len(parts) + 1):
-        current = Path(*parts[:index])
-        try:
-            info = os.lstat(current)
-        except OSError as exc:
-            return f"{current}: {exc.strerror}"
-        last = index == len(parts)
-        if stat.S_ISLNK(info.st_mode):
-            if info.st_uid not in (os.geteuid(), 0):
-                return f"{current} is a link made by {user_name(info.st_uid)}"
-            problem = _chain_problem(Path(os.path.realpath(current)), hops + 1)
-            if problem:
-                return problem
-            continue
-        problem = _node_problem(current, info, sticky_ok=not last)
-        if problem:
-            return problem
-    return None
-
-
 def _entry_problem(path: Path) -> str | None:
-    """One file or directory inside a folder: its own owner and mode, and for a link, where it leads."""
+    """One file or directory inside a folder: its own owner and mode, and for a link, where it leads.
+
+    The folder's own chain was checked already; only a link here leads
+    somewhere whose chain must be checked too.
+    """
     try:
         info = os.lstat(path)
     except OSError as exc:
         return f"{path}: {exc.strerror}"
     if stat.S_ISLNK(info.st_mode):
-        if info.st_uid not in (os.geteuid(), 0):
-            return f"{path} is a link made by {user_name(info.st_uid)}"
-        return _chain_problem(Path(os.path.realpath(path)))
-    return _node_problem(path, info, sticky_ok=False)
+        return chain_problem(path)
+    return node_problem(path, info, sticky_ok=False)
 
 
 def _tree_problem(top: Path) -> str | None:
@@ -381,7 +310,7 @@ def folder_problem(folder: Path, targets: list[str]) -> str | None:
     every entry directly in it (``pyproject.toml``, sibling modules, and any
     package an import may reach); and the whole of each declared top package.
     """
-    problem = _chain_problem(folder)
+    problem = chain_problem(folder)
     if problem:
         return problem
     for root in _import_roots(folder):

@@ -135,9 +135,9 @@ def _refuse_anothers_link(path: Path, link: os.stat_result) -> None:
     agents, a device). A link of one's own, such as a FILE named on the
     command line through a link one made, is followed.
     """
-    if link.st_uid not in (os.geteuid(), 0):
-        from hera.paths import user_name
+    from hera.ownership import trusted_owner, user_name
 
+    if not trusted_owner(link.st_uid):
         raise Refused(path, f"a symbolic link made by {user_name(link.st_uid)}; hera follows only links of yours or root's")
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import platformdirs
 
 from hera.errors import HeraError
+from hera.ownership import chain_problem, user_name
 
 APP = "hera"
 
@@ -162,76 +163,17 @@ def _refusing(path: Path) -> Iterator[None]:
         raise HeraError(f"cannot use {path}: {exc.strerror or exc}", hint=RUNTIME_HINT) from None
 
 
-#: Symbolic links followed while checking one path before it counts as a loop (Linux's own limit).
-MAX_LINKS = 40
-
-
 def _check_ancestors(path: Path) -> None:
     """Every directory above ``path`` (and every link on the way) must be changeable only by root or us.
 
-    Walked one component at a time, following links by hand, so each
-    directory that is really passed through is looked at: another user's
-    directory, or one others may write to that is not sticky (``/tmp`` is),
-    could swap the runtime directory for theirs after we checked it.
+    Another user's directory, or one others may write to that is not sticky
+    (``/tmp`` is), could swap the runtime directory for theirs after we
+    checked it. Parents that do not exist yet will be made below what was
+    checked.
     """
-    trusted = {0, os.getuid()}
-    pending = list(reversed(path.parent.parts[1:]))
-    current, links = Path("/"), 0
-    _check_directory(current, os.lstat(current), trusted, path)
-    while pending:
-        name = pending.pop()
-        if name in ("", "."):
-            continue
-        if name == "..":
-            current = current.parent
-            continue
-        candidate = current / name
-        try:
-            info = os.lstat(candidate)
-        except FileNotFoundError:
-            return  # created below a directory we have checked
-        except OSError as exc:
-            raise HeraError(f"cannot use {path}: {candidate}: {exc.strerror or exc}", hint=RUNTIME_HINT) from None
-        if info.st_uid not in trusted:
-            raise HeraError(
-                f"{candidate} belongs to another user ({user_name(info.st_uid)}), so {path} cannot be trusted",
-                hint=RUNTIME_HINT,
-            )
-        if stat.S_ISLNK(info.st_mode):
-            links += 1
-            if links > MAX_LINKS:
-                raise HeraError(f"cannot use {path}: too many symbolic links", hint=RUNTIME_HINT)
-            target = Path(os.readlink(candidate))
-            if target.is_absolute():
-                current = Path("/")
-            pending.extend(reversed([part for part in target.parts if part != "/"]))
-            continue
-        _check_directory(candidate, info, trusted, path)
-        current = candidate
-
-
-def _check_directory(directory: Path, info: os.stat_result, trusted: set[int], path: Path) -> None:
-    if not stat.S_ISDIR(info.st_mode):
-        raise HeraError(f"cannot use {path}: {directory} is not a directory", hint=RUNTIME_HINT)
-    if info.st_uid not in trusted:
-        raise HeraError(
-            f"{directory} belongs to another user ({user_name(info.st_uid)}), so {path} cannot be trusted",
-            hint=RUNTIME_HINT,
-        )
-    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
-        raise HeraError(
-            f"{directory} can be changed by other users (mode {stat.S_IMODE(info.st_mode):o}, not sticky), "
-            f"so {path} cannot be trusted",
-            hint=RUNTIME_HINT,
-        )
-
-
-def user_name(uid: int) -> str:
-    """A uid as people know it, for error lines that say whose a file or process is."""
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
+    problem = chain_problem(path.parent, missing_ok=True, last_sticky_ok=True)
+    if problem is not None:
+        raise HeraError(f"{problem}, so {path} cannot be trusted", hint=RUNTIME_HINT)
 
 
 def private_dir(path: Path) -> Path:
