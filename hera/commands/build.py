@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import uuid as uuidlib
 from pathlib import Path
@@ -32,7 +31,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(ctx: Any) -> int:
     from hera import config, family as families
     from hera.atomic import inside
-    from hera.commands.copy import destination_directory
+    from hera.destination import destination_directory, refuse_existing
     from hera.instance import save
 
     settings = ctx.settings()
@@ -51,8 +50,8 @@ def run(ctx: Any) -> int:
     # The output may be in a shared directory: resolved once, following only links of the caller's or root's
     # (as 'copy -o'); the file is then written and renamed or linked inside the directory so reached.
     with destination_directory(ctx.workdir, name, path) as directory:
-        if not ctx.args.force and _taken(directory, name.name):
-            raise Conflict(f"{path} already exists", hint="choose another -o FILE, or add --force to overwrite it")
+        if not ctx.args.force:
+            refuse_existing(directory, name.name, path, hint="choose another -o FILE, or add --force to overwrite it")
         built = family.build(params, seed)
         header = family.new_header(
             settings.layout, params, seed, uuid=uuid, callsign=settings.callsign, summary=built.summary
@@ -66,12 +65,3 @@ def run(ctx: Any) -> int:
             raise HeraError(f"cannot write {path}: {exc.strerror or exc}") from None
     ctx.out.write(f"built {header.callsign} {uuid} ({family.name}/{settings.layout}) -> {path}\n")
     return 0
-
-
-def _taken(directory: int, name: str) -> bool:
-    """Whether anything, a dangling link included, holds ``name`` in ``directory`` (never following it)."""
-    try:
-        os.stat(name, dir_fd=directory, follow_symlinks=False)
-    except OSError:
-        return False  # free, or unreadable: the write itself says why
-    return True

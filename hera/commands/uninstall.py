@@ -26,7 +26,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(ctx: Any) -> int:
     from hera.commands import target
-    from hera.commands.copy import destination_directory, refuse_existing
+    from hera.destination import copy_cached, destination_directory, refuse_existing
 
     store, agent = target.select(ctx, _file(ctx), verb="uninstall")
     target.report_stale(ctx, agent, store.refuse_if_up(agent, "uninstall"))
@@ -36,32 +36,9 @@ def run(ctx: Any) -> int:
     # following only links of the caller's or root's, and the file lands relative to the directory so reached.
     with destination_directory(ctx.workdir, name, shown) as directory:
         refuse_existing(directory, name.name, shown)
-        store.uninstall(agent, lambda cached: _put(cached, directory, name.name, shown))
+        store.uninstall(agent, lambda cached: copy_cached(cached, directory, name.name, shown, link=True))
     ctx.out.write(f"uninstalled {agent.callsign} {agent.uuid} -> {shown}\n")
     return 0
-
-
-def _put(cached: Path, directory: int, final: str, shown: Path) -> None:
-    """The cached file at ``final`` in ``directory``: hard-linked (one file system), else copied; never over anything.
-
-    A link is atomic and writes no byte; it never follows a link at ``final``
-    (linkat fails if anything holds the name). Across file systems, or where
-    links are not allowed, ``copy`` writes an O_EXCL temporary in the
-    directory and links that to the name.
-    """
-    import os
-
-    from hera.commands.copy import copy_cached
-    from hera.errors import Conflict
-
-    try:
-        os.link(cached, final, dst_dir_fd=directory, follow_symlinks=False)
-    except FileExistsError:
-        raise Conflict(f"{shown} already exists", hint="choose another -o FILE") from None
-    except OSError:
-        copy_cached(cached, directory, final, shown)  # says in one line why, if it cannot either
-        return
-    os.fsync(directory)
 
 
 def _file(ctx: Any) -> Path | None:
