@@ -175,17 +175,15 @@ def check(
 ) -> Liveness:
     """Believe, or clean up, the pid-file of ``uuid``; then look for an untracked process.
 
-    ``runtime_dir`` is checked first (a :class:`hera.errors.HeraError` if it
-    is not safe); None means no pid-files to look at (another user's agents,
+    ``runtime_dir`` must have passed :func:`hera.paths.runtime_dir` (the
+    :class:`hera.store.Store` that owns it checks it once); None means no
+    pid-files to look at (it does not exist yet, or another user's agents,
     found by title alone). ``users``: whose processes count (default: ours).
     """
-    from hera.paths import runtime_dir as safe_runtime_dir
-
     users = believed_users() if users is None else users
-    directory = safe_runtime_dir(runtime_dir) if runtime_dir is not None else None
     stale: str | None = None
-    if directory is not None:
-        found = _believe(path(directory, uuid), uuid, users)
+    if runtime_dir is not None:
+        found = _believe(path(runtime_dir, uuid), uuid, users)
         if isinstance(found, Liveness):
             return found
         stale = found

@@ -57,6 +57,7 @@ class Store:
         self.scope = scope
         # The caller's runtime directory; None for another user's cache, whose agents are found by title alone.
         self.runtime_dir = runtime_dir
+        self._runtime_safe = False  # checked once: no one else can change a safe directory of ours later
 
     def path_for(self, uuid: str) -> Path:
         return self.directory / f"{uuid}.json"
@@ -142,7 +143,23 @@ class Store:
             owner: int | None = os.lstat(self.path_for(uuid)).st_uid
         except OSError:
             owner = None
-        return pidfile.check(self.runtime_dir, uuid, titles, users=pidfile.believed_users(owner))
+        return pidfile.check(self._safe_runtime_dir(), uuid, titles, users=pidfile.believed_users(owner))
+
+    def _safe_runtime_dir(self) -> Path | None:
+        """The runtime directory, checked (:func:`hera.paths.runtime_dir`) before anything in it is believed.
+
+        Once: a directory that is ours, below directories only root or we can
+        change, stays so (a listing of a thousand agents walked its chain a
+        thousand times). Not remembered while it does not exist yet.
+        """
+        from hera.paths import runtime_dir
+
+        if self.runtime_dir is None or self._runtime_safe:
+            return self.runtime_dir
+        if runtime_dir(self.runtime_dir) is None:
+            return None
+        self._runtime_safe = True
+        return self.runtime_dir
 
     @contextlib.contextmanager
     def claimed(self, agent: Agent) -> Iterator[None]:
