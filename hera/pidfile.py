@@ -50,21 +50,16 @@ def path(runtime_dir: Path, uuid: str) -> Path:
 def write(runtime_dir: Path, uuid: str, pid: int) -> Path:
     """Atomically: a reader never sees an empty or half-written pid-file.
 
-    The temporary is created exclusively and never through a link (a file or
-    link already at its name is removed, not written through); the rename
-    replaces whatever is at the pid-file's name without following it.
+    Through :func:`hera.atomic.atomic_write`: its temporary has a name no one
+    can guess and is created exclusively (so never through a planted link),
+    and the rename replaces whatever is at the pid-file's name without
+    following it.
     """
+    from hera.atomic import atomic_write
+
     target = path(runtime_dir, uuid)
-    tmp = target.with_name(f".{target.name}.{pid}.{os.getpid()}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    try:
-        fd = os.open(tmp, flags, 0o600)
-    except FileExistsError:  # left by a killed writer of the same pid: ours to replace
-        tmp.unlink()
-        fd = os.open(tmp, flags, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"{pid}\n")
-    os.replace(tmp, target)
+    with atomic_write(target, 0o600) as out:
+        out.write(f"{pid}\n".encode())
     return target
 
 

@@ -206,23 +206,17 @@ def _take_lock(runtime_dir: Path, lock: Path) -> int | None:
 
 
 def _write_connection_file(target: Path, connection: dict[str, Any]) -> None:
-    """The key's only copy on disk: into a file created here, then renamed into place.
+    """The key's only copy on disk, never written through anything planted at its name.
 
-    Created exclusively (``O_EXCL``, never through a link) under a name of
-    this process's own, so nothing planted at either name is written
-    through; the rename replaces what is at the final name without following
-    it, and a reader never sees half a file.
+    :func:`hera.atomic.atomic_write` creates an unguessable temporary
+    exclusively (never through a link) and renames it into place, which
+    replaces what is at the final name without following it; a reader never
+    sees half a file.
     """
-    tmp = target.with_name(f".{target.name}.{os.getpid()}")
-    tmp.unlink(missing_ok=True)  # left by a killed agent that had this pid
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(connection, handle)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from hera.atomic import atomic_write
+
+    with atomic_write(target, 0o600) as out:
+        out.write(json.dumps(connection).encode())
 
 
 def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], noted: list[str]) -> int:

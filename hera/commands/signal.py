@@ -14,7 +14,7 @@ them another way (and says so in docs/signals.md):
 
 SIGTTIN pipes this command's standard input, line by line, into the agent's
 input area: bytes as they are (base64 on the wire, so input that is not
-UTF-8 arrives intact), never more than one line of at most ``LINE_LIMIT``
+UTF-8 arrives intact), never more than one line of at most ``FEED_LIMIT``
 bytes in memory (a longer line, even one without end, is refused in one
 line). While the agent's input queue is full it answers busy, and this
 command waits and sends the line again: nothing is dropped, and nothing
@@ -64,8 +64,6 @@ Piped input goes in as bytes, line by line: lines of at most 64 KiB, at most
 waits for it to take some in."""
 
 LINES_PER_SECOND = 1000
-#: The longest line (newline included) that may be fed: the protocol's limit on one feed.
-LINE_LIMIT = 64 * 1024
 #: While the agent is busy (its input queue full): first wait and longest wait, in seconds.
 BUSY_WAIT = (0.01, 0.2)
 
@@ -240,27 +238,28 @@ class Fed:
 
 
 def lines(stream: Any, fed: Fed) -> Any:
-    """Standard input as bytes, a line at a time, never more than ``LINE_LIMIT + 1`` bytes read at once.
+    """Standard input as bytes, a line at a time, never more than ``FEED_LIMIT + 1`` bytes read at once.
 
-    ``readline(LINE_LIMIT + 1)`` stops past the limit, so a line with no end
+    ``readline(FEED_LIMIT + 1)`` stops past the limit, so a line with no end
     (the issue's 500 MB) costs 64 KiB of memory and is refused, in one line,
     as any line over the documented limit is. A text stream without a byte
     buffer (a replaced ``sys.stdin``) is encoded back to the bytes it came from.
     """
+    from hera.agent.protocol import FEED_LIMIT  # the agent's limit on one feed, newline included
     from hera.errors import HeraError
 
     binary = getattr(stream, "buffer", None)
     while True:
         if binary is not None:
-            line = binary.readline(LINE_LIMIT + 1)
+            line = binary.readline(FEED_LIMIT + 1)
         else:
-            line = stream.readline(LINE_LIMIT + 1).encode("utf-8", "surrogateescape")
+            line = stream.readline(FEED_LIMIT + 1).encode("utf-8", "surrogateescape")
         if not line:
             return
-        if len(line) > LINE_LIMIT:
+        if len(line) > FEED_LIMIT:
             raise HeraError(
-                f"standard input: line {fed.lines + 1} is longer than {LINE_LIMIT} bytes; fed {fed} before it",
-                hint=f"split it into lines of at most {LINE_LIMIT // 1024} KiB",
+                f"standard input: line {fed.lines + 1} is longer than {FEED_LIMIT} bytes; fed {fed} before it",
+                hint=f"split it into lines of at most {FEED_LIMIT // 1024} KiB",
             )
         yield line
 
