@@ -19,7 +19,6 @@ import itertools
 import json
 import os
 import socket
-import stat
 import struct
 import time
 from pathlib import Path
@@ -190,18 +189,21 @@ def _peer_uid(sock: socket.socket, path: Path) -> int:
 
 
 def _read_connection_file(path: Path) -> str:
-    """The connection file's text: never through a link, only a regular file of ours that no one else may change."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    """The connection file's text: never through a link, only a regular file of ours that no one else may change.
+
+    Opened by :func:`hera.safe_open.open_regular`, so a FIFO or device
+    planted at its name is refused before it is opened.
+    """
+    from hera.ownership import others_may_write
+    from hera.safe_open import open_regular
+
+    fd, info = open_regular(path, follow=False)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("not a regular file")
         if info.st_uid != os.getuid():
             raise ValueError(f"it belongs to another user ({user_name(info.st_uid)})")
-        if info.st_mode & 0o022:
-            raise ValueError("other users may change it")
+        writers = others_may_write(info)
+        if writers:
+            raise ValueError(f"{writers} may change it")
         return os.read(fd, MAX_CONNECTION_FILE).decode("utf-8")
     finally:
         os.close(fd)
-
-
