@@ -31,9 +31,11 @@ This module imports neither numpy nor Taichi at import time.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from hera.errors import HeraError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -107,3 +109,48 @@ class Runtime(ABC):
 def dynamic_header(header: Header, runtime: Runtime) -> Header:
     """The header of an exported instance: same agent, now with dynamic state."""
     return header.model_copy(update={"iteration": runtime.iteration, "dynamic": True})
+
+
+#: What a family expects of one array: its dtype and its shape (None: 1-D, of any length).
+ArraySpec = tuple[str, tuple[int, ...] | None]
+
+
+def check_arrays(
+    arrays: Mapping[str, np.ndarray],
+    *,
+    structure: Mapping[str, ArraySpec],
+    state: Mapping[str, ArraySpec],
+    dynamic: bool,
+    family: str,
+    hint: str,
+) -> None:
+    """Refuse, in one line naming the array, arrays that are not exactly the ones a runtime takes.
+
+    For every family, before any field is allocated. The header's
+    ``dynamic`` says which are required: ``structure`` always (weights,
+    connectivity: what ``build`` made), and with it every ``state`` array.
+    Never inferred from the arrays themselves: a file whose
+    ``state.potential`` was renamed by one bit used to pass for a fresh brain
+    and come up at its iteration with its state zeroed, and its next save made
+    that permanent. Each array must have exactly its dtype (no silent cast: a
+    float64 potential would round differently) and shape. Arrays nobody
+    expects are refused too, since the next save would drop them silently;
+    hera's own (``hera.*``) are hera's business.
+    """
+    import numpy as np
+
+    expected = {**structure, **(state if dynamic else {})}
+    for name, (dtype, shape) in expected.items():
+        if name not in arrays:
+            why = " though its header says it has run (dynamic: true)" if name in state else ""
+            raise HeraError(f"instance has no array {name!r}{why}", hint=hint)
+        got = arrays[name]
+        if got.dtype != np.dtype(dtype) or (tuple(got.shape) != shape if shape is not None else got.ndim != 1):
+            wanted = f"{dtype}{list(shape)}" if shape is not None else f"a 1-D {dtype} array"
+            raise HeraError(f"array {name!r} is {got.dtype}{list(got.shape)}, family {family} needs {wanted}", hint=hint)
+    for name in sorted(arrays.keys() - expected.keys()):
+        if name.startswith("hera."):
+            continue
+        if name in state:
+            raise HeraError(f"instance has an array {name!r} but its header says it never ran (dynamic: false)", hint=hint)
+        raise HeraError(f"instance has an array {name!r} that family {family} does not know", hint=hint)

@@ -27,14 +27,12 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
-from hera.errors import HeraError
 from hera.family import Params
+from hera.runtime import check_arrays
 
 BYTE_VALUES = 256
 #: Byte values are laid out on a 16 × 16 patch in the corner of the input and output sheets.
 BYTE_SIDE = 16
-#: Arrays named ``hera.*`` are hera's own (an agent's unread output), never the family's.
-HERA_PREFIX = "hera."
 #: Input fed but not yet presented: dynamic state of its own length.
 PENDING = "io.pending"
 
@@ -213,37 +211,15 @@ class Structure:
         }
 
     def check_arrays(self, arrays: Mapping[str, Any], dynamic: bool) -> None:
-        """Refuse arrays that are not exactly this brain's, naming the first wrong one.
-
-        The header's ``dynamic`` says which: weights always, and with it every
-        state array. Never inferred from the arrays themselves: a file whose
-        ``state.potential`` was renamed by one bit used to pass for a fresh
-        brain and come up at the same iteration with its state zeroed (and
-        its next save made that permanent). Unknown arrays are refused too:
-        they would be dropped silently by the next save.
-        """
-        expected: dict[str, tuple[str, tuple[int, ...] | None]] = {
-            f"weights.{p.name}": ("float32", p.shape) for p in self.projections
-        }
-        state: dict[str, tuple[str, tuple[int, ...] | None]] = {**self.state_arrays(), PENDING: ("uint8", None)}
-        if dynamic:
-            expected |= state
-        for name, (dtype, shape) in expected.items():
-            if name not in arrays:
-                why = " though its header says dynamic: true" if name in state else ""
-                raise HeraError(
-                    f"instance has no array {name!r}{why}",
-                    hint="the file was damaged or edited; restore the agent from a copy, or rebuild it",
-                )
-            got = arrays[name]
-            if str(got.dtype) != dtype or (tuple(got.shape) != shape if shape else got.ndim != 1):
-                wanted = f"{dtype}{list(shape) if shape else '[n]'}"
-                raise HeraError(f"array {name!r} is {got.dtype}{list(got.shape)}, this brain needs {wanted}")
-        for name in arrays:
-            if name in expected or name.startswith(HERA_PREFIX):
-                continue
-            why = "dynamic state, but the header says dynamic: false" if name in state else "not an array of this brain"
-            raise HeraError(f"array {name!r} is {why}", hint="the file was damaged or edited; restore the agent from a copy, or rebuild it")
+        """Refuse arrays that are not exactly this brain's: weights always, with ``dynamic`` every state array too."""
+        check_arrays(
+            arrays,
+            structure={f"weights.{p.name}": ("float32", p.shape) for p in self.projections},
+            state={**self.state_arrays(), PENDING: ("uint8", None)},
+            dynamic=dynamic,
+            family="abraxas",
+            hint="the file was damaged or edited; restore the agent from a copy, or rebuild it",
+        )
 
     def area(self, name: str) -> Area:
         return next(a for a in self.areas if a.name == name)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from hera.errors import HeraError
+from hera.runtime import ArraySpec, check_arrays
 from vogels_abbott import CubaParams
 
 #: The static structure (and weights) every instance holds, as ``build`` makes it.
@@ -28,7 +29,7 @@ DAMAGED = "its file is damaged or was edited: put back its previous save (the .p
 REBUILD = "rebuild it with this family"
 
 
-def state_shapes(params: CubaParams) -> dict[str, tuple[str, tuple[int, ...]]]:
+def state_shapes(params: CubaParams) -> dict[str, ArraySpec]:
     """Every state array of a dynamic instance: name -> (dtype, shape)."""
     n, delay = params.neurons, params.delay_steps
     shapes = {
@@ -53,8 +54,10 @@ def check(
     ``dynamic`` is what the header says (the instance has run); ``iteration``
     is the header's iteration, which the state must agree with (None: not known).
     """
-    _check_names(params, arrays, dynamic)
-    synapses = _check_structure(params, arrays, DAMAGED if dynamic else REBUILD)
+    hint = DAMAGED if dynamic else REBUILD
+    structure: dict[str, ArraySpec] = {name: (dtype, None) for name, dtype in STRUCTURE.items()}
+    check_arrays(arrays, structure=structure, state=state_shapes(params), dynamic=dynamic, family="vogels-abbott", hint=hint)
+    synapses = _check_structure(params, arrays, hint)
     if dynamic:
         _check_state(params, seed, arrays, iteration)
     elif iteration:
@@ -62,32 +65,9 @@ def check(
     return synapses
 
 
-def _check_names(params: CubaParams, arrays: Mapping[str, np.ndarray], dynamic: bool) -> None:
-    """Every array the header promises is there, and nothing else (a renamed array is both a loss and a stray)."""
-    state = state_shapes(params)
-    wanted = list(STRUCTURE) + (list(state) if dynamic else [])
-    for name in wanted:
-        if name not in arrays:
-            why = "its header says it has run (dynamic: true), so its state is incomplete" if name in state else ""
-            raise HeraError(
-                f"instance has no array {name!r}" + (f": {why}" if why else ""),
-                hint=DAMAGED if dynamic else REBUILD,
-            )
-    for name in arrays:
-        if name in wanted:
-            continue
-        if name in state:
-            raise HeraError(
-                f"instance has an array {name!r} but its header says it never ran (dynamic: false)", hint=DAMAGED
-            )
-        raise HeraError(f"instance has an array {name!r} that family vogels-abbott does not know", hint=DAMAGED)
-
-
 def _check_structure(params: CubaParams, arrays: Mapping[str, np.ndarray], hint: str) -> int:
     """CSR rows that stay inside the network (the kernels trust ``ptr`` and ``post`` as indices); the synapse count."""
     n = params.neurons
-    for name, dtype in STRUCTURE.items():
-        _check_array(name, arrays[name], dtype, None, hint)
     ptr, post, weight = (arrays[name] for name in STRUCTURE)
     if ptr.shape != (n + 1,):
         raise HeraError(f"array 'syn.ptr' has {len(ptr)} entries, a network of {n} neurons needs {n + 1}", hint=hint)
@@ -108,8 +88,6 @@ def _check_structure(params: CubaParams, arrays: Mapping[str, np.ndarray], hint:
 
 
 def _check_state(params: CubaParams, seed: int, arrays: Mapping[str, np.ndarray], iteration: int | None) -> None:
-    for name, (dtype, shape) in state_shapes(params).items():
-        _check_array(name, arrays[name], dtype, shape, DAMAGED)
     key = arrays["state.rng_key"]
     if (int(key[0]) | int(key[1]) << 32) != seed:
         raise HeraError("array 'state.rng_key' does not match the instance's seed", hint=DAMAGED)
@@ -118,11 +96,3 @@ def _check_state(params: CubaParams, seed: int, arrays: Mapping[str, np.ndarray]
         raise HeraError(f"array 'state.iteration' is negative ({saved})", hint=DAMAGED)
     if iteration is not None and saved != iteration:
         raise HeraError(f"array 'state.iteration' says {saved}, the header says iteration {iteration}", hint=DAMAGED)
-
-
-def _check_array(name: str, array: np.ndarray, dtype: str, shape: tuple[int, ...] | None, hint: str) -> None:
-    """Exactly ``dtype`` (no silent cast: a float64 potential would round differently) and ``shape`` (or 1-D)."""
-    good_shape = tuple(array.shape) == shape if shape is not None else array.ndim == 1
-    if array.dtype != np.dtype(dtype) or not good_shape:
-        wanted = f"{dtype}{list(shape)}" if shape is not None else f"a 1-D {dtype} array"
-        raise HeraError(f"array {name!r} is {array.dtype}{list(array.shape)}, this network needs {wanted}", hint=hint)

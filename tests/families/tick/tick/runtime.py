@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import taichi as ti
 
-from hera.errors import HeraError
-from hera.runtime import Probe, Runtime, StepResult
+from hera.runtime import Probe, Runtime, StepResult, check_arrays
 
 OUT_CAP = 4096
 
@@ -90,27 +89,20 @@ def advance(
     return done * 4 + code
 
 
-def check_arrays(arrays: dict[str, np.ndarray], n: int, delay: int, *, dynamic: bool) -> None:
+def check_instance(arrays: dict[str, np.ndarray], n: int, delay: int, *, dynamic: bool) -> None:
     """A dynamic instance has its whole state, a fresh one none; else one line naming the array.
 
     Even a test double must not take a damaged agent for a fresh one: the
     whole-life tests rename a state array in the cached file and expect a refusal.
     """
-    damaged = "its cached file is damaged or was edited"
-    # name -> (dtype, shape); pending (queued input) is 1-D of any length
-    expected: dict[str, tuple[str, tuple[int, ...] | None]] = {"weights": ("float32", (n,))}
-    if dynamic:
-        expected |= {"counts": ("int32", (n,)), "ring": ("int32", (delay, n)), "pending": ("uint8", None)}
-    for name, (dtype, shape) in expected.items():
-        if name not in arrays:
-            raise HeraError(f"instance has no array {name!r}", hint=damaged)
-        got = arrays[name]
-        if got.dtype != np.dtype(dtype) or (tuple(got.shape) != shape if shape else got.ndim != 1):
-            wanted = f"{dtype}{list(shape)}" if shape else f"a 1-D {dtype} array"
-            raise HeraError(f"array {name!r} is {got.dtype}{list(got.shape)}, tick needs {wanted}", hint=damaged)
-    for name in sorted(arrays.keys() - expected.keys()):
-        kind = "dynamic" if dynamic else "fresh"
-        raise HeraError(f"instance has an array {name!r} that a {kind} tick instance has not", hint=damaged)
+    check_arrays(
+        arrays,
+        structure={"weights": ("float32", (n,))},
+        state={"counts": ("int32", (n,)), "ring": ("int32", (delay, n)), "pending": ("uint8", None)},
+        dynamic=dynamic,
+        family="tick",
+        hint="its cached file is damaged or was edited",
+    )
 
 
 class TickRuntime(Runtime):
@@ -118,7 +110,7 @@ class TickRuntime(Runtime):
         self.params = header.params
         n = int(self.params["neurons"])
         delay = int(self.params["delay"])
-        check_arrays(arrays, n, delay, dynamic=bool(header.dynamic))  # before any field is allocated
+        check_instance(arrays, n, delay, dynamic=bool(header.dynamic))  # before any field is allocated
         self.seed = header.seed & 0xFFFFFFFF
         self.threshold = min(int(float(self.params["rate"]) * 2**32), 2**32 - 1)
         self.pause = float(self.params["seconds_per_iteration"])
