@@ -75,3 +75,15 @@ def shared() -> Iterator[Path]:
     path.chmod(0o1777)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def scratch() -> Iterator[Path]:
+    """A directory for a module's worlds that other users can reach (not under a 0700 pytest temp)."""
+    import shutil
+
+    from cachekit import world_tmpdir
+
+    path = world_tmpdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -10,22 +10,14 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
 
 import pytest
 
-from cachekit import OtherUser, make_instance, mode, other_user_python, read_head, world_tmpdir
+from cachekit import OtherUser, make_instance, mode, other_user_python, read_head
 from cachekit import throwaway_user as make_throwaway_user
 from herakit import World, one_error_line
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other users")
-
-
-@pytest.fixture(scope="module")
-def scratch():
-    path = world_tmpdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from cachekit import cached, make_instance, read_head, world_tmpdir
+from cachekit import cached, make_instance, read_head
 from cachekit import throwaway_user as make_throwaway_user
 from herakit import World, leftovers, one_error_line
 
@@ -44,13 +44,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as 
 RACE_TRIALS = 3
 #: How long strace holds each mkdir(2) of the install: the window in which the user swaps in a link.
 MKDIR_DELAY_US = 1_500_000
-
-
-@pytest.fixture(scope="module")
-def scratch() -> Iterator[Path]:
-    path = world_tmpdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from agent_helpers import alive, build, reap_agents, request, runtime_dir, tick_world, up_daemon, wait_gone
-from cachekit import FakeAgent, make_instance, other_user_python, read_head, with_private_system_dir, world_tmpdir, write_pid_file
+from cachekit import FakeAgent, make_instance, other_user_python, read_head, with_private_system_dir, write_pid_file
 from herakit import World, one_error_line
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
@@ -69,13 +69,6 @@ while True:
     conn, _ = server.accept()
     threading.Thread(target=serve, args=(conn,), daemon=True).start()
 """
-
-
-@pytest.fixture(scope="module")
-def scratch() -> Iterator[Path]:
-    path = world_tmpdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -17,16 +17,14 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import pytest
 
 from agent_helpers import alive, build, reap_agents, tick_world, up_daemon, wait_gone, wait_for
-from cachekit import OtherUser, make_instance, other_user_python, read_head, with_private_system_dir, world_tmpdir
+from cachekit import OtherUser, make_instance, other_user_python, read_head, with_private_system_dir
 from cachekit import throwaway_user as make_throwaway_user
 from herakit import World, one_error_line
 
@@ -43,13 +41,6 @@ def mallory() -> Iterator[pwd.struct_passwd]:
 def alice() -> Iterator[pwd.struct_passwd]:
     """A user with a home, whose cache root lists."""
     yield from make_throwaway_user(home=True)
-
-
-@pytest.fixture(scope="module")
-def scratch() -> Iterator[Path]:
-    path = world_tmpdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
