@@ -120,7 +120,7 @@ def inside(directory: int) -> Iterator[Path]:
 
     Why: a destination in a directory others can change (a shared working
     directory, ``/tmp``) is resolved once, safely, into a descriptor (see
-    ``hera.commands.copy.destination_directory``); walking its path again to
+    :func:`hera.destination.destination_directory`); walking its path again to
     write would let a link swapped in meanwhile send the file elsewhere. On
     Linux ``/proc/self/fd/N`` is that directory however its path changes, so
     the temporary, its fsync and the final rename or link all happen in it.
