@@ -132,7 +132,7 @@ class Family(ABC):
         """The header of a new, dead instance of this family (build, tests and scripts share it)."""
         import uuid as uuidlib
 
-        from hera import callsign as callsigns
+        from hera.cache import callsigns
         from hera.instance import FamilyRef, Header, now
 
         uuid = uuid or str(uuidlib.uuid4())

@@ -1,7 +1,7 @@
 """Whose a path is, and whether another local user could change it (or what it leads to).
 
 One answer for every place hera must not be steered by another user: the
-runtime directory and everything above it (:mod:`hera.paths`), a family
+runtime directory and everything above it (:mod:`hera.cache.paths`), a family
 folder before it is imported (:mod:`hera.family`), a settings file
 (:mod:`hera.config`). Trusted owners are the caller and root: root can change
 anything anyway. Never imports anything heavy; runs on every command.

@@ -16,7 +16,7 @@ from hera.devices import Device, fits
 from hera.errors import HeraError
 from hera.family import Family, Params, ResourceEstimate
 from hera.instance import Header
-from hera.jsonscan import label
+from hera.instance.scanner import label
 from hera.table import human_bytes
 
 

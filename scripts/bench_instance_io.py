@@ -134,7 +134,7 @@ def child(role: str, directory: Path, gib: float) -> None:
 
     Writers leave their file for the matching reader, the next child.
     """
-    import hera.arrays  # noqa: F401  (imports belong to the baseline, not the peak)
+    import hera.instance.codec  # noqa: F401  (imports belong to the baseline, not the peak)
     import hera.instance  # noqa: F401
 
     hera_file, numpy_file = directory / "child.hera.json", directory / "child.npy"

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hera.atomic import TMP_PREFIX
+from hera.instance.atomic import TMP_PREFIX
 from hera.config import IGNORED_ENV
 
 #: Variables with hera's prefix that a test run keeps: those hera says are not settings.

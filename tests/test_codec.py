@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hera import arrays as codec
-from hera import crc as crclib
+from hera.instance import codec
+from hera.instance import checksums as crclib
 from hera.errors import HeraError
 from hera.instance import FamilyRef, Header, InstanceFileError, load, now, read_header, save
-from hera.jsonscan import MAX_DEPTH, Scanner, ScanError
+from hera.instance.scanner import MAX_DEPTH, Scanner, ScanError
 
 #: A small chunk: a multiple of 3 (base64 joins) and of 8 (every itemsize).
 SMALL_CHUNK = 3 * 8 * 40

@@ -157,7 +157,7 @@ def test_an_agent_whose_pid_file_was_removed_is_still_found_up(hera, agent, proc
 
 def test_the_agents_own_pid_file_writer_is_believed(tmp_path, processes):
     """What the agent process writes (pidfile.write) is what the checks believe."""
-    from hera import pidfile
+    from hera.cache import pidfile
 
     uuid = "3f2a9c1e-0000-4000-8000-00000000000a"
     up = FakeAgent("brisk-otter", uuid)
@@ -176,7 +176,7 @@ def test_the_agents_own_pid_file_writer_is_believed(tmp_path, processes):
 
 def test_private_directories_are_0700_and_must_be_ours(tmp_path):
     from hera.errors import HeraError
-    from hera.paths import private_dir
+    from hera.cache.paths import private_dir
 
     fresh = private_dir(tmp_path / "a" / "run")
     assert mode(fresh) == 0o700

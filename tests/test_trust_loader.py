@@ -96,7 +96,7 @@ def lived_agent(world: World) -> str:
 
 
 def test_a_state_array_renamed_by_one_bit_falls_back_to_the_previous_save_never_to_zeroed_state(world: World) -> None:
-    from hera.atomic import previous_path
+    from hera.instance.atomic import previous_path
     from hera.instance import load
 
     uuid = lived_agent(world)

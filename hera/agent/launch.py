@@ -25,7 +25,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from hera import children, pidfile
+from hera import children
+from hera.cache import pidfile
 from hera.agent.main import Launch, log_path
 from hera.errors import HeraError
 
@@ -37,11 +38,11 @@ def start(
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start the agent; return its process and first status once it serves requests.
 
-    ``claim`` (the store's lock, see :meth:`hera.store.Store.claimed`) is
+    ``claim`` (the store's lock, see :meth:`hera.cache.store.Store.claimed`) is
     held only while the process is started and its pid-file written for it,
     not while it loads: from then on every command sees the agent as up.
     """
-    from hera.paths import private_dir
+    from hera.cache.paths import private_dir
 
     # The agent runs elsewhere (its working directory is its log directory, where a
     # core dump of SIGQUIT or SIGABRT lands), so every path it is given is absolute.

@@ -26,8 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hera import pidfile
-from hera.atomic import previous_path
+from hera.cache import pidfile
+from hera.instance.atomic import previous_path
 from hera.errors import HeraError
 from hera.instance import load_or_previous, now, read_header, save
 
@@ -102,7 +102,7 @@ def _setup_logging(log_dir: Path, uuid: str) -> None:
 
 def _sweep_temporaries(cache_path: Path) -> None:
     """Remove the half-written saves a killed run of this agent left; its lock is held, so none is in flight."""
-    from hera.atomic import TMP_PREFIX
+    from hera.instance.atomic import TMP_PREFIX
 
     for stale in cache_path.parent.glob(f"{TMP_PREFIX}{cache_path.name}*"):
         with contextlib.suppress(OSError):
@@ -186,7 +186,7 @@ def _take_lock(runtime_dir: Path, lock: Path) -> int | None:
     following a link and must be a regular file of ours: a lock elsewhere
     would lock nothing.
     """
-    from hera.paths import RUNTIME_HINT, runtime_dir as safe_runtime_dir
+    from hera.cache.paths import RUNTIME_HINT, runtime_dir as safe_runtime_dir
 
     safe_runtime_dir(runtime_dir, create=True)
     try:
@@ -208,12 +208,12 @@ def _take_lock(runtime_dir: Path, lock: Path) -> int | None:
 def _write_connection_file(target: Path, connection: dict[str, Any]) -> None:
     """The key's only copy on disk, never written through anything planted at its name.
 
-    :func:`hera.atomic.atomic_write` creates an unguessable temporary
+    :func:`hera.instance.atomic.atomic_write` creates an unguessable temporary
     exclusively (never through a link) and renames it into place, which
     replaces what is at the final name without following it; a reader never
     sees half a file.
     """
-    from hera.atomic import atomic_write
+    from hera.instance.atomic import atomic_write
 
     with atomic_write(target, 0o600) as out:
         out.write(json.dumps(connection).encode())

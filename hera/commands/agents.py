@@ -47,8 +47,8 @@ def _caches(ctx: Any) -> tuple[list[tuple[str, Any]], list[str]]:
 
     from hera.commands import target
     from hera.errors import HeraError
-    from hera.paths import user_cache_dir
-    from hera.store import Store
+    from hera.cache.paths import user_cache_dir
+    from hera.cache.store import Store
 
     where = target.locations(ctx)
     me = target.owner()
@@ -101,12 +101,12 @@ def _live_status(store: Any, agent: Any) -> dict[str, Any]:
 def run(ctx: Any) -> int:
     import os
 
-    from hera import pidfile
+    from hera.cache import pidfile
     from hera.commands import target
     from hera.errors import HeraError
     from hera.table import emit, human_bytes
 
-    from hera.paths import runtime_dir
+    from hera.cache.paths import runtime_dir
 
     runtime_dir(target.locations(ctx).runtime_dir)  # refused up front if unsafe, even with nothing installed
     titles = pidfile.running_titles()  # one scan for every agent listed

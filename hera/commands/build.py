@@ -30,7 +30,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(ctx: Any) -> int:
     from hera import config, family as families
-    from hera.atomic import inside
+    from hera.instance.atomic import inside
     from hera.destination import destination_directory, refuse_existing
     from hera.instance import save
 

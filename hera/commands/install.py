@@ -36,7 +36,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(ctx: Any) -> int:
     from hera.commands import target
     from hera.errors import HeraError, UsageError
-    from hera.store import Store
+    from hera.cache.store import Store
 
     named = target.identifier(ctx)
     if named is not None:
@@ -145,7 +145,7 @@ def install_as(user: str, instance: Any, *, taken: set[str], source: Path) -> An
     import pwd
 
     from hera.errors import Conflict, HeraError
-    from hera.store import Agent
+    from hera.cache.store import Agent
 
     try:
         entry = pwd.getpwnam(user)
@@ -181,7 +181,7 @@ def install_as(user: str, instance: Any, *, taken: set[str], source: Path) -> An
 _CHILD_MODULES = (
     "datetime", "errno", "hashlib", "json", "secrets", "stat",
     "filelock", "psutil",
-    "hera.arrays", "hera.atomic", "hera.callsign", "hera.instance", "hera.paths", "hera.pidfile", "hera.store",
+    "hera.instance.codec", "hera.instance.atomic", "hera.cache.callsigns", "hera.instance", "hera.cache.paths", "hera.cache.pidfile", "hera.cache.store",
 )  # fmt: skip
 
 
@@ -256,8 +256,8 @@ def _become(entry: Any, groups: list[int], *, keep: int) -> None:
 def _install_here(entry: Any, instance: Any, taken: set[str], source: Path) -> Any:
     """The install itself, with the user's rights only: their cache is checked as their own hera would check it."""
     from hera.errors import HeraError
-    from hera.paths import user_cache_dir
-    from hera.store import Store
+    from hera.cache.paths import user_cache_dir
+    from hera.cache.store import Store
 
     home = Path(entry.pw_dir)
     if not home.is_dir():

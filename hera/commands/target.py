@@ -13,10 +13,10 @@ import pwd
 from pathlib import Path
 from typing import Any
 
-from hera import ident
+from hera.cache import identities as ident
 from hera.errors import Conflict, HeraError, NotFound, UsageError
-from hera.paths import Locations
-from hera.store import Agent, Store
+from hera.cache.paths import Locations
+from hera.cache.store import Agent, Store
 
 
 def locations(ctx: Any) -> Locations:
@@ -129,7 +129,7 @@ def connect(store: Store, agent: Agent, timeout: float | None = 30.0) -> Any:
     """A client on the agent's unix socket, in a runtime directory checked first, served by our own process."""
     from hera.agent.main import paths
     from hera.client import AgentClient
-    from hera.paths import runtime_dir
+    from hera.cache.paths import runtime_dir
 
     directory = runtime_dir(store.runtime_dir) if store.runtime_dir is not None else None
     if directory is None:

@@ -54,7 +54,7 @@ def run(ctx: Any) -> int:
         raise HeraError("--after N needs --interactive and N >= 0")
     if args.interactive and (args.daemon or args.silent):
         raise HeraError("--interactive cannot be combined with --daemon or --silent")
-    from hera.paths import runtime_dir
+    from hera.cache.paths import runtime_dir
 
     where = target.locations(ctx)
     runtime_dir(where.runtime_dir)  # before anything is installed, or believed from it
@@ -140,7 +140,7 @@ def run(ctx: Any) -> int:
 
 def _previous_header(agent: Any) -> Any:
     """The header of the previous good save kept beside a damaged cached file, or None (the agent loads it)."""
-    from hera.atomic import previous_path
+    from hera.instance.atomic import previous_path
     from hera.errors import HeraError
     from hera.instance import read_header
 
@@ -185,7 +185,7 @@ def _select_or_install(ctx: Any) -> tuple[Any, Any]:
     except NotFound:
         if ctx.args.simulate:  # a plan touches nothing: not the device, not the cache
             from hera.instance import read_header
-            from hera.store import Agent
+            from hera.cache.store import Agent
 
             return target.user_store(ctx), Agent(file, "file", read_header(file))
     from hera.commands.install import check_params

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hera import callsign as callsigns
-from hera import pidfile
-from hera.atomic import fsync_dir, previous_path
+from hera.cache import callsigns
+from hera.cache import pidfile
+from hera.instance.atomic import fsync_dir, previous_path
 from hera.errors import Conflict, HeraError
 from hera.instance import Header, Installation, Instance, now, read_header
 
@@ -93,7 +93,7 @@ class Store:
         Called with the store's lock held, so no other command is writing
         here; an agent that is up may be saving, so its own are left alone.
         """
-        from hera.atomic import TMP_PREFIX
+        from hera.instance.atomic import TMP_PREFIX
 
         try:
             names = [entry.name for entry in os.scandir(self.directory) if entry.name.startswith(TMP_PREFIX)]
@@ -108,7 +108,7 @@ class Store:
 
     def ensure(self) -> None:
         """Create the cache (0700) on first use; a user's cache must be private and their own."""
-        from hera.paths import private_dir
+        from hera.cache.paths import private_dir
 
         if self.scope == "user" or not self.directory.is_dir():
             private_dir(self.directory)
@@ -138,7 +138,7 @@ class Store:
         return found
 
     def liveness(self, uuid: str, titles: dict[str, list[int]] | None = None) -> pidfile.Liveness:
-        """Whether ``uuid`` is up, believing only the processes of those who can run it (see :mod:`hera.pidfile`)."""
+        """Whether ``uuid`` is up, believing only the processes of those who can run it (see :mod:`hera.cache.pidfile`)."""
         try:
             owner: int | None = os.lstat(self.path_for(uuid)).st_uid
         except OSError:
@@ -146,13 +146,13 @@ class Store:
         return pidfile.check(self._safe_runtime_dir(), uuid, titles, users=pidfile.believed_users(owner))
 
     def _safe_runtime_dir(self) -> Path | None:
-        """The runtime directory, checked (:func:`hera.paths.runtime_dir`) before anything in it is believed.
+        """The runtime directory, checked (:func:`hera.cache.paths.runtime_dir`) before anything in it is believed.
 
         Once: a directory that is ours, below directories only root or we can
         change, stays so (a listing of a thousand agents walked its chain a
         thousand times). Not remembered while it does not exist yet.
         """
-        from hera.paths import runtime_dir
+        from hera.cache.paths import runtime_dir
 
         if self.runtime_dir is None or self._runtime_safe:
             return self.runtime_dir
@@ -169,7 +169,7 @@ class Store:
         agent is either claimed first (and they refuse: it is up) or removed
         first (and ``up`` refuses): never up with its cached file gone. The
         claim is the agent's pid-file, which ``up`` writes for the process
-        it starts before it lets go (:func:`hera.pidfile.names_agent`).
+        it starts before it lets go (:func:`hera.cache.pidfile.names_agent`).
         """
         with self.locked():
             if not agent.path.exists():

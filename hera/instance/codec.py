@@ -57,8 +57,8 @@ from typing import Any, BinaryIO, Literal, TypeVar
 import numpy as np
 import pybase64
 
-from hera import crc as crclib
-from hera.jsonscan import Span, label
+from hera.instance import checksums as crclib
+from hera.instance.scanner import Span, label
 from hera.table import human_bytes
 
 T = TypeVar("T")
@@ -112,7 +112,7 @@ def seal(name: str, code: str, shape: tuple[int, ...], crc: int, length: int) ->
 
     NULs end the fields (names are printable, codes and sizes are ASCII), so
     no other description and data make the same bytes. Joined with
-    :func:`hera.crc.combine`: the data is never walked twice.
+    :func:`hera.instance.checksums.combine`: the data is never walked twice.
     """
     described = f"{name}\0{code}\0{','.join(map(str, shape))}\0".encode("utf-8")
     return crclib.combine(zlib.crc32(described), crc, length)

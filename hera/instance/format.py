@@ -9,10 +9,10 @@ Layout of a file hera writes (any valid JSON with the same content reads too)::
 
 The header comes first so listings read a page, not a brain. Reads validate
 every field and fail with one line naming the file and the field; nothing read
-is ever executed. Writes are atomic (see :mod:`hera.atomic`).
+is ever executed. Writes are atomic (see :mod:`hera.instance.atomic`).
 
 Format 2 differs from 1 only in the arrays' checksums: each covers the
-array's name, dtype and shape too (see :mod:`hera.arrays`), and every entry
+array's name, dtype and shape too (see :mod:`hera.instance.codec`), and every entry
 has one. Both are read; only 2 is written, so an agent cached in format 1
 moves to 2 on its next save.
 
@@ -39,15 +39,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hera import safe_open
-from hera.atomic import atomic_write
+from hera.instance.atomic import atomic_write
 from hera.errors import HeraError
-from hera.jsonscan import Scanner, ScanError, label, line_col
+from hera.instance.scanner import Scanner, ScanError, label, line_col
 from hera.safe_open import Refused
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from hera.arrays import ArrayEntry
+    from hera.instance.codec import ArrayEntry
 
 FORMAT = "hera-instance"
 FORMAT_VERSION = 2
@@ -199,7 +199,7 @@ def save(
     read back and every checksum verified before it replaces the old one, and
     the old one stays beside it as ``<file>.prev``: see :func:`load_or_previous`.
     """
-    from hera.arrays import _write_all as write_all, write_array
+    from hera.instance.codec import _write_all as write_all, write_array
 
     head = json.dumps(header.model_dump(mode="json", exclude_none=True), indent=2)
     verify = verify_file if keep_previous else None
@@ -252,7 +252,7 @@ class InstanceFile:
         assert self._map is not None
         hint = None
         if not header_only:
-            from hera.arrays import data_length_hint as hint
+            from hera.instance.codec import data_length_hint as hint
         scanner = Scanner(self._map, length_hint=hint)
         wanted = {"format", "format_version", "header"} | (set() if header_only else {"arrays"})
         try:
@@ -286,7 +286,7 @@ class InstanceFile:
             raise _fail(self.path, *_validation_message(exc, "header")) from None
         if header_only:
             return
-        from hera.arrays import MAX_ARRAY_BYTES, ArrayEntry, ArrayError
+        from hera.instance.codec import MAX_ARRAY_BYTES, ArrayEntry, ArrayError
         from hera.table import human_bytes
 
         raw_arrays = top.get("arrays")
@@ -307,7 +307,7 @@ class InstanceFile:
         return sum(entry.nbytes for entry in self.entries.values())
 
     def array(self, name: str) -> np.ndarray:
-        from hera.arrays import ArrayError, TooLarge
+        from hera.instance.codec import ArrayError, TooLarge
 
         if name not in self.entries:
             raise _fail(self.path, f"arrays.{name}", "missing")
@@ -320,7 +320,7 @@ class InstanceFile:
 
     def fill_value(self, name: str) -> np.ndarray:
         """A fill array's one value, checksum verified, without allocating the array (for ``inspect``)."""
-        from hera.arrays import ArrayError
+        from hera.instance.codec import ArrayError
 
         try:
             return self.entries[name].fill_value(self._map)
@@ -328,7 +328,7 @@ class InstanceFile:
             raise _fail(self.path, *_where_what(str(exc))) from None
 
     def load(self) -> Instance:
-        from hera.arrays import TooLarge, check_memory
+        from hera.instance.codec import TooLarge, check_memory
 
         try:  # refused before the first is decoded: the largest by name, else all of them together
             for name, entry in self.entries.items():
@@ -442,7 +442,7 @@ def load_or_previous(path: Path) -> tuple[Instance, str | None]:
     The cache keeps ``<file>.prev`` from the save before the last (see
     :func:`save`); losing the iterations since then beats losing the agent.
     """
-    from hera.atomic import previous_path
+    from hera.instance.atomic import previous_path
 
     try:
         return load(path, follow=False), None  # the cache's own files, never links

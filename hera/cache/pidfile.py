@@ -5,7 +5,7 @@ id (so ``kill $(cat …pid)`` works, as the spec promises), and its process is
 titled ``hera: <callsign> <uuid8> <family>/<layout>`` by setproctitle.
 
 A pid-file is believed only if the runtime directory is safe (ours, never a
-link: :func:`hera.paths.runtime_dir`), the file is a regular file of ours,
+link: :func:`hera.cache.paths.runtime_dir`), the file is a regular file of ours,
 its pid is alive, runs as a believed user, started no later than the file was
 written, and carries this agent's title; otherwise it is stale (the agent
 died, or its pid was reused by another program) and is removed. The spec's
@@ -50,12 +50,12 @@ def path(runtime_dir: Path, uuid: str) -> Path:
 def write(runtime_dir: Path, uuid: str, pid: int) -> Path:
     """Atomically: a reader never sees an empty or half-written pid-file.
 
-    Through :func:`hera.atomic.atomic_write`: its temporary has a name no one
+    Through :func:`hera.instance.atomic.atomic_write`: its temporary has a name no one
     can guess and is created exclusively (so never through a planted link),
     and the rename replaces whatever is at the pid-file's name without
     following it.
     """
-    from hera.atomic import atomic_write
+    from hera.instance.atomic import atomic_write
 
     target = path(runtime_dir, uuid)
     with atomic_write(target, 0o600) as out:
@@ -170,8 +170,8 @@ def check(
 ) -> Liveness:
     """Believe, or clean up, the pid-file of ``uuid``; then look for an untracked process.
 
-    ``runtime_dir`` must have passed :func:`hera.paths.runtime_dir` (the
-    :class:`hera.store.Store` that owns it checks it once); None means no
+    ``runtime_dir`` must have passed :func:`hera.cache.paths.runtime_dir` (the
+    :class:`hera.cache.store.Store` that owns it checks it once); None means no
     pid-files to look at (it does not exist yet, or another user's agents,
     found by title alone). ``users``: whose processes count (default: ours).
     """
