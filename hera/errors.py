@@ -32,9 +32,19 @@ class UsageError(HeraError):
 class NotFound(HeraError):
     """An agent, family, layout or file that does not exist."""
 
+    exit_code = 3
+
 
 class Conflict(HeraError):
     """The request is valid but the current state forbids it (agent running, file exists)."""
+
+    exit_code = 4
+
+
+class AgentFailed(HeraError):
+    """The agent itself failed: its process exited with an error, died, or refused a request."""
+
+    exit_code = 5
 
 
 def nearest(word: str, choices: "list[str] | set[str] | tuple[str, ...]") -> str | None:

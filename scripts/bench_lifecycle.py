@@ -90,7 +90,7 @@ class World:
         return self.home / ".local/share/hera/agents" / f"{uuid}.json"
 
     def client(self, uuid: str) -> Any:
-        from hera.client import AgentClient
+        from hera.manager.client import AgentClient
 
         return AgentClient.unix(self.runtime / "hera" / f"{uuid}.sock", timeout=600)
 

@@ -143,8 +143,8 @@ def log_file(world: World, uuid: str) -> Path:
 
 
 def client(world: World, uuid: str, timeout: float = 30.0) -> Any:
-    """An :class:`hera.client.AgentClient` on the agent's unix socket (use it as a context manager)."""
-    from hera.client import AgentClient
+    """An :class:`hera.manager.client.AgentClient` on the agent's unix socket (use it as a context manager)."""
+    from hera.manager.client import AgentClient
 
     return AgentClient.unix(socket_path(world, uuid), timeout=timeout)
 

@@ -33,7 +33,7 @@ from agent_helpers import (
     wait_for,
 )
 from hera.agent import protocol
-from hera.client import AgentClient
+from hera.manager.client import AgentClient
 
 
 @pytest.fixture

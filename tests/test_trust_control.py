@@ -44,7 +44,7 @@ from cachekit import FakeAgent, read_head, runtime_of, write_pid_file
 from hera.agent import protocol
 from hera.agent.runner import INPUT_LIMIT
 from hera.agent.server import HANDSHAKE_SECONDS, MAX_ESTABLISHED, MAX_HANDSHAKING
-from hera.client import AgentClient
+from hera.manager.client import AgentClient
 from hera.errors import HeraError
 from herakit import Result, World, one_error_line
 

@@ -24,9 +24,8 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
-
 from hera.cache import pidfile
+from hera.manager.files import ConnectionFile, Launch, RuntimeFiles, log_path
 from hera.instance.atomic import previous_path
 from hera.errors import HeraError
 from hera.instance import load_or_previous, now, read_header, save
@@ -38,34 +37,6 @@ OWN_PREFIX = "hera."
 OUTPUT_ARRAY = "hera.output"
 #: Signals whose handlers only note the name for the inner loop to act on.
 NOTED = ("SIGTERM", "SIGINT", "SIGTSTP", "SIGCONT", "SIGHUP", "SIGQUIT")
-
-
-class Launch(BaseModel):
-    """Everything the controller tells a new agent process (as JSON on argv)."""
-
-    uuid: str
-    cache_path: Path
-    runtime_dir: Path
-    log_dir: Path
-    workdir: Path
-    device: str  # "cpu" or "cuda:N"
-    daemon: bool = False
-    tcp_host: str = "127.0.0.1"
-    start_state: str = "running"
-    autosave_interval: float = 300.0
-    ready_fd: int = -1
-
-
-def paths(runtime_dir: Path, uuid: str) -> dict[str, Path]:
-    return {
-        "socket": runtime_dir / f"{uuid}.sock",
-        "lock": runtime_dir / f"{uuid}.lock",
-        "connection": runtime_dir / f"{uuid}.connection.json",
-    }
-
-
-def log_path(log_dir: Path, uuid: str) -> Path:
-    return log_dir / f"{uuid}.log"
 
 
 class Ready:
@@ -138,7 +109,7 @@ def run(launch: Launch) -> int:
     for name in NOTED:
         signal.signal(getattr(signal, name), lambda signum, frame: noted.append(signal.Signals(signum).name))
     ready = Ready(launch.ready_fd)
-    files = paths(launch.runtime_dir, launch.uuid)
+    files = RuntimeFiles(launch.runtime_dir, launch.uuid)
     try:
         header = read_header(launch.cache_path, follow=False)
     except Exception as exc:  # the controller shows this line to the user
@@ -151,7 +122,7 @@ def run(launch: Launch) -> int:
 
     setproctitle.setproctitle(pidfile.title(header.callsign, header.uuid, header.family.name, header.layout))
     try:
-        lock_fd = _take_lock(launch.runtime_dir, files["lock"])
+        lock_fd = _take_lock(launch.runtime_dir, files.lock)
     except HeraError as exc:
         ready.send("ERROR", exc.line())
         return 1
@@ -172,8 +143,8 @@ def run(launch: Launch) -> int:
         ready.send("ERROR", str(exc) if isinstance(exc, HeraError) else f"{type(exc).__name__}: {exc}")
         return 1
     finally:
-        for key in ("socket", "connection"):
-            files[key].unlink(missing_ok=True)
+        for published in files.published():
+            published.unlink(missing_ok=True)
         pidfile.remove(launch.runtime_dir, launch.uuid, os.getpid())
         os.close(lock_fd)
 
@@ -205,21 +176,7 @@ def _take_lock(runtime_dir: Path, lock: Path) -> int | None:
     return fd
 
 
-def _write_connection_file(target: Path, connection: dict[str, Any]) -> None:
-    """The key's only copy on disk, never written through anything planted at its name.
-
-    :func:`hera.instance.atomic.atomic_write` creates an unguessable temporary
-    exclusively (never through a link) and renames it into place, which
-    replaces what is at the final name without following it; a reader never
-    sees half a file.
-    """
-    from hera.instance.atomic import atomic_write
-
-    with atomic_write(target, 0o600) as out:
-        out.write(json.dumps(connection).encode())
-
-
-def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], noted: list[str]) -> int:
+def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted: list[str]) -> int:
     from hera import family as families
     from hera.agent.runner import Runner
     from hera.agent.server import ControlServer
@@ -252,7 +209,7 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], no
     )
     last_up = now()
     key = secrets.token_bytes(32)
-    server = ControlServer(launch.uuid, files["socket"], tcp=launch.daemon, key=key, tcp_host=launch.tcp_host)
+    server = ControlServer(launch.uuid, files.socket, tcp=launch.daemon, key=key, tcp_host=launch.tcp_host)
 
     def export_state() -> Callable[[Path | None], str]:
         """Take the state off the device now (the loop's thread); the writer it returns may run on any thread.
@@ -316,16 +273,9 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], no
         runner.output.append(own[OUTPUT_ARRAY].tobytes())
         runner.output_bytes = len(runner.output[0])
     if launch.daemon:
-        connection = {
-            "uuid": header.uuid,
-            "pid": os.getpid(),
-            "transport": "tcp",
-            "ip": launch.tcp_host,
-            "port": server.tcp_port,
-            "key": key.hex(),
-            "signature_scheme": "hmac-sha256",
-        }
-        _write_connection_file(files["connection"], connection)
+        ConnectionFile(
+            uuid=header.uuid, pid=os.getpid(), ip=launch.tcp_host, port=server.tcp_port, key=key.hex()
+        ).write(files.connection)
     server.start()
     if not header.dynamic:
         # The first stop of a fresh instance creates its cached state; save now so
@@ -339,8 +289,8 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: dict[str, Path], no
     log.info("down: %s at iteration %d", leaving.reason, runtime.iteration)
     if leaving.reason == "SIGQUIT":
         # The spec: terminate, update the cache, and continue with a core dump.
-        for key_ in ("socket", "connection"):
-            files[key_].unlink(missing_ok=True)
+        for published in files.published():
+            published.unlink(missing_ok=True)
         pidfile.remove(launch.runtime_dir, launch.uuid, os.getpid())
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGQUIT)

@@ -88,12 +88,11 @@ def _caches(ctx: Any) -> tuple[list[tuple[str, Any]], list[str]]:
 
 def _live_status(store: Any, agent: Any) -> dict[str, Any]:
     """What an up agent says of itself (running/paused/standby, iteration, rate); quick or nothing."""
-    from hera.commands import target
     from hera.errors import HeraError
+    from hera.manager import AgentManager
 
     try:
-        with target.connect(store, agent, timeout=1.0) as client:
-            return dict(client.request("status"))
+        return dict(AgentManager(store, agent).request("status", timeout=1.0))
     except HeraError:
         return {}
 

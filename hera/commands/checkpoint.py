@@ -34,8 +34,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(ctx: Any) -> int:
     from hera.commands import target
 
-    store, agent = target.select_up(ctx, ctx.args.file, verb="checkpoint")
-    with target.connect(store, agent, timeout=None) as client:
-        result = client.request("checkpoint", timeout=None)
-    ctx.out.write(f"checkpoint {agent.callsign} {agent.uuid} at iteration {result['iteration']} -> {result['path']}\n")
+    manager = target.select_up(ctx, ctx.args.file, verb="checkpoint")
+    result = manager.request("checkpoint", timeout=None)
+    ctx.out.write(f"checkpoint {manager.callsign} {manager.uuid} at iteration {result['iteration']} -> {result['path']}\n")
     return 0

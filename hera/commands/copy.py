@@ -51,22 +51,21 @@ def run(ctx: Any) -> int:
     from hera.destination import copy_cached, destination_directory, place, refuse_existing
     from hera.errors import HeraError
 
-    store, agent = target.select(ctx, verb="copy")
+    manager = target.manager(ctx, verb="copy")
+    store, agent = manager.store, manager.agent
     if agent.header is None:
         raise HeraError(f"{agent.path}: the agent's cached file cannot be read", hint="'hera agents' shows its state")
     live = store.liveness(agent.uuid)
     iteration = agent.header.iteration
     if live.up:
-        with target.connect(store, agent) as client:
-            iteration = int(client.request("status")["iteration"])
+        iteration = int(manager.request("status")["iteration"])
     name = ctx.args.output or Path(f"{agent.uuid}.{iteration}.json")
     shown = name if name.is_absolute() else ctx.workdir / name
     with destination_directory(ctx.workdir, name, shown) as directory:
         final = name.name
         refuse_existing(directory, final, shown)
         if live.up:
-            with target.connect(store, agent, timeout=None) as client:
-                result = client.request("copy", timeout=None)
+            result = manager.request("copy", timeout=None)
             iteration = int(result["iteration"])
             with agent_made(store, agent, str(result["path"])) as (source_dir, source_name):
                 place(source_dir, source_name, directory, final, shown, link=True, mine=True)

@@ -17,8 +17,6 @@ The inner loop pauses, the whole state (weights, potentials, traces, spikes
 in flight, iteration) is written atomically to the agent's cached file, and
 the agent process exits. The next up continues exactly where it stopped."""
 
-WAIT_EXIT = 60.0
-
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("down", help=HELP, description=HELP + ".", epilog=EXAMPLE)
@@ -27,23 +25,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(ctx: Any) -> int:
-    import time
-
-    import psutil
-
     from hera.commands import target
 
-    store, agent = target.select_up(ctx, ctx.args.file, verb="down")
-    pid = store.liveness(agent.uuid).pid  # before the down: once it has answered, its pid-file may be gone
-    with target.connect(store, agent) as client:
-        result = client.request("down", timeout=None)
-    deadline = time.monotonic() + WAIT_EXIT
-    while pid is not None and psutil.pid_exists(pid) and time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                break
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.05)
-    ctx.out.write(f"down {agent.callsign} {agent.uuid} at iteration {result['iteration']} -> {result['path']}\n")
+    manager = target.select_up(ctx, ctx.args.file, verb="down")
+    result = manager.shutdown()
+    ctx.out.write(f"down {manager.callsign} {manager.uuid} at iteration {result['iteration']} -> {result['path']}\n")
     return 0

@@ -38,12 +38,10 @@ def debug_prompt(uuid: str) -> int:
             signal.signal(signum, handler)
 
 
-def stay(
-    ctx: Any, store: Any, agent: Any, process: Any, *, quiet: bool, prompt: bool = False, after: int | None = None
-) -> int:
-    from hera.client import AgentGone
-    from hera.commands import target
+def stay(ctx: Any, manager: Any, process: Any, *, quiet: bool, prompt: bool = False, after: int | None = None) -> int:
+    from hera.manager.client import AgentGone
 
+    agent = manager.agent
     keys: list[str] = []
     previous = {
         signal.SIGINT: signal.signal(signal.SIGINT, lambda *_: keys.append("SIGINT")),
@@ -60,7 +58,7 @@ def stay(
 
     status: dict[str, Any] = {}
     try:
-        client = target.connect(store, agent)
+        client = manager.client()
         while True:
             if open_prompt:
                 open_prompt = False

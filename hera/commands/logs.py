@@ -23,7 +23,7 @@ def run(ctx: Any) -> int:
     import time
     from collections import deque
 
-    from hera.agent.main import log_path
+    from hera.manager.files import log_path
     from hera.commands import target
     from hera.errors import NotFound
 

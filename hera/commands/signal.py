@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import argparse
 import signal as signals
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from hera.errors import HeraError
+from typing import Any
 
 TABLE = {
     "SIGCONT": "continue the inner loop if stopped, and detach from the terminal",
@@ -94,25 +91,25 @@ def run(ctx: Any) -> int:
     from hera.commands import target
 
     name = canonical(ctx.args.name)
-    store, agent = target.select_up(ctx, verb="signal")
+    manager = target.select_up(ctx, verb="signal")
+    agent = manager.agent
     if name == "SIGSTOP":
-        with target.connect(store, agent) as client:
-            status = client.request("signal", name="SIGSTOP")
+        status = manager.request("signal", name="SIGSTOP")
         ctx.out.write(f"{agent.callsign} paused at iteration {status['iteration']}\n")
         if ctx.shell is not None:  # the hera shell: this shell takes the prompt
-            handle = ctx.shell.attach(store, agent, force=True)
+            handle = ctx.shell.attach(manager, force=True)
             ctx.out.write(f"attached {handle!r}; 'agent' is it, 'detach' lets go\n")
         elif sys.stdin.isatty() and sys.stdout.isatty():  # a terminal: it becomes the debug prompt
             ctx.out.flush()
             os.execv(sys.executable, children.python("-m", "hera.shell", "--attach", agent.uuid))
         return 0
     if name == "SIGTTIN":
-        send(store, agent, signals.SIGTTIN)
-        feed(ctx, store, agent)
+        manager.signal(signals.SIGTTIN)
+        feed(ctx, manager)
         return 0
     if name == "SIGTTOU":
-        send(store, agent, signals.SIGTTOU)
-        with target.connect(store, agent) as client:
+        manager.signal(signals.SIGTTOU)
+        with manager.client() as client:
             try:
                 while True:
                     result = client.request("read")
@@ -126,82 +123,23 @@ def run(ctx: Any) -> int:
                     time.sleep(0.1)
             except KeyboardInterrupt:
                 return 0
-    pid = send(store, agent, getattr(signals, name))
+    pid = manager.signal(getattr(signals, name))
     ctx.out.write(f"sent {name} to {agent.callsign} (pid {pid})\n")
     return 0
-
-
-def send(store: Any, agent: Any, signum: int) -> int:
-    """Signal the agent's process, if it is still the agent's by the time the signal goes; its pid.
-
-    The agent may go down between any two looks at it (the issue: ``signal
-    SIGHUP`` racing ``down`` failed an assertion 2 times in 72), and a pid
-    that ended may be reused. So the pid is looked up now, a pidfd is opened
-    on it, the agent is looked up again (the pidfd now holds that very
-    process, whatever its number becomes), and the signal goes through the
-    pidfd. Where pidfds are missing (Linux before 5.3) plain kill is used.
-    """
-    import os
-
-    from hera.errors import HeraError
-
-    pid = _up_pid(store, agent)
-    pidfd = -1
-    try:
-        try:
-            pidfd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            raise _went_down(agent) from None
-        except (OSError, AttributeError):
-            pidfd = -1  # no pidfds here: the window is the microseconds before kill
-        if pidfd >= 0 and _up_pid(store, agent) != pid:
-            raise _went_down(agent)
-        try:
-            if pidfd >= 0:
-                signals.pidfd_send_signal(pidfd, signum)
-            else:
-                os.kill(pid, signum)
-        except ProcessLookupError:
-            raise _went_down(agent) from None
-        except PermissionError:
-            raise HeraError(
-                f"cannot signal {agent.callsign} (pid {pid}): permission denied",
-                hint="that process is not yours; 'hera agents' shows whether the agent is up",
-            ) from None
-        except OSError as exc:
-            raise HeraError(f"cannot signal {agent.callsign} (pid {pid}): {exc.strerror or exc}") from None
-    finally:
-        if pidfd >= 0:
-            os.close(pidfd)
-    return pid
-
-
-def _up_pid(store: Any, agent: Any) -> int:
-    pid = store.liveness(agent.uuid).pid
-    if pid is None:
-        raise _went_down(agent)
-    return int(pid)
-
-
-def _went_down(agent: Any) -> HeraError:
-    from hera.errors import Conflict
-
-    return Conflict(f"agent {agent.callsign} ({agent.uuid[:8]}) is not up (it went down just now)")
 
 
 # -- SIGTTIN --------------------------------------------------------------------------------------
 
 
-def feed(ctx: Any, store: Any, agent: Any) -> None:
+def feed(ctx: Any, manager: Any) -> None:
     """Standard input into the agent, line by line, waiting while the agent is busy; says how much went in."""
     import sys
     import time
 
-    from hera.commands import target
-
+    agent = manager.agent
     fed = Fed()
     try:
-        with target.connect(store, agent) as client:
+        with manager.client() as client:
             for line in lines(sys.stdin, fed):
                 started = time.monotonic()
                 _feed_one(client, agent, line, fed)

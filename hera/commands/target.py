@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 import pwd
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hera.cache import identities as ident
-from hera.errors import Conflict, HeraError, NotFound, UsageError
+from hera.errors import HeraError, NotFound, UsageError
 from hera.cache.paths import Locations
 from hera.cache.store import Agent, Store
+
+if TYPE_CHECKING:
+    from hera.manager import AgentManager
 
 
 def locations(ctx: Any) -> Locations:
@@ -107,34 +110,49 @@ def report_stale(ctx: Any, agent: Agent, live: Any) -> None:
         ctx.err.write(f"hera: {agent.callsign} ({agent.uuid[:8]}): removed a stale pid-file: {live.stale}\n")
 
 
-def select_up(ctx: Any, file: Path | None = None, *, verb: str) -> tuple[Store, Agent]:
-    """The up agent the command line names; with nothing named, the only one that is up."""
+def select_up(ctx: Any, file: Path | None = None, *, verb: str) -> AgentManager:
+    """The up agent the command line names, as its manager; with nothing named, the only one that is up."""
+    from hera.manager import AgentManager
+
     if file is not None or identifier(ctx) is not None:
         if file is not None and not file.is_absolute():
             file = ctx.workdir / file
-        store, agent = select(ctx, file, verb=verb)
-        if not store.liveness(agent.uuid).up:
-            raise Conflict(f"agent {agent.callsign} ({agent.uuid[:8]}) is not up")
-        return store, agent
-    up = [(s, a) for s, a in installed(ctx) if s.liveness(a.uuid).up]
+        manager = AgentManager(*select(ctx, file, verb=verb))
+        manager.require_up()
+        return manager
+    up = [AgentManager(s, a) for s, a in installed(ctx) if s.liveness(a.uuid).up]
     if len(up) == 1:
         return up[0]
     if not up:
         raise NotFound("no agent is up")
-    names = ", ".join(f"{a.uuid[:8]} ({a.callsign})" for _, a in up)
+    names = ", ".join(m.name for m in up)
     raise UsageError(f"{len(up)} agents are up ({names}): say which to {verb}", hint="give --uuid PREFIX or --callsign NAME")
 
 
-def connect(store: Store, agent: Agent, timeout: float | None = 30.0) -> Any:
-    """A client on the agent's unix socket, in a runtime directory checked first, served by our own process."""
-    from hera.agent.main import paths
-    from hera.client import AgentClient
-    from hera.cache.paths import runtime_dir
+def manager(ctx: Any, file: Path | None = None, *, verb: str) -> AgentManager:
+    """The installed agent the command line names, as its manager (up or not)."""
+    from hera.manager import AgentManager
 
-    directory = runtime_dir(store.runtime_dir) if store.runtime_dir is not None else None
-    if directory is None:
-        raise Conflict(
-            f"agent {agent.callsign} ({agent.uuid[:8]}) has no control socket here",
-            hint="only the user who upped it can talk to it",
-        )
-    return AgentClient.unix(paths(directory, agent.uuid)["socket"], timeout=timeout)
+    return AgentManager(*select(ctx, file, verb=verb))
+
+
+def positional(ctx: Any, file: Path | None) -> Path | None:
+    """docker's and systemctl's convention for a positional: a path that exists is a file, anything else an agent.
+
+    ``hera down 3f2a`` and ``hera down scout-ash`` name agents; ``hera down
+    a.json`` names the agent that file is. Text that looks like a path (a
+    slash, or ``.json``) stays a file, so a mistyped file name is reported as
+    a missing file rather than as an unknown agent. An identifier taken from
+    the positional goes where ``--identifier`` would (UUID, prefix or callsign).
+    """
+    if file is None:
+        return None
+    path = file if file.is_absolute() else ctx.workdir / file
+    text = str(file)
+    if path.exists() or "/" in text or text.endswith(".json"):
+        return path
+    named = identifier(ctx)
+    if named is not None:
+        raise UsageError(f"give the agent once: {text!r} or --{named[0]}, not both")
+    ctx.args.identifier = text
+    return None

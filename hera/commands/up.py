@@ -44,8 +44,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(ctx: Any) -> int:
 
     from hera import devices, family as families
-    from hera.agent import launch as launcher
-    from hera.agent.main import Launch
+    from hera.manager.files import Launch
     from hera.commands import target
     from hera.errors import Conflict, HeraError
 
@@ -67,7 +66,10 @@ def run(ctx: Any) -> int:
             hint="its cached file is damaged; restore it from a copy, or remove it with 'hera destroy'",
         )
     header = agent.header
-    live = store.liveness(agent.uuid)
+    from hera.manager import AgentManager
+
+    manager = AgentManager(store, agent)
+    live = manager.liveness()
     if live.up:
         raise Conflict(f"agent {header.callsign} ({agent.uuid[:8]}) is already up (pid {live.pid})")
     settings = ctx.settings()
@@ -106,17 +108,17 @@ def run(ctx: Any) -> int:
         autosave_interval=settings.autosave_interval,
     )
     # Checked again and claimed under the store's lock, which destroy and uninstall take too.
-    process, status = launcher.start(launch, claim=store.claimed(agent))
+    process, status = manager.start(launch)
     if status.get("warning"):  # the agent fell back to the previous good save of a damaged cached file
         ctx.err.write(f"hera: warning: {status['warning']}\n")
         ctx.err.flush()
     if args.interactive and args.after:
-        with target.connect(store, agent) as client:
+        with manager.client() as client:
             client.request("breakpoint_add", kind="iteration", value=status["iteration"] + args.after)
             client.request("run")
     if ctx.shell is not None and not args.daemon:
         # In the hera shell the shell is the controller: attach and give the prompt back.
-        handle = ctx.shell.attach(store, agent, pause=args.paused)
+        handle = ctx.shell.attach(manager, pause=args.paused)
         ctx.out.write(f"up {header.callsign} {agent.uuid} (pid {process.pid}) on {device.id}; attached {handle!r}\n")
         return 0
     if args.daemon:
@@ -135,7 +137,7 @@ def run(ctx: Any) -> int:
         ctx.out.flush()
     from hera.commands.foreground import stay
 
-    return stay(ctx, store, agent, process, quiet=args.silent, prompt=args.interactive, after=args.after)
+    return stay(ctx, manager, process, quiet=args.silent, prompt=args.interactive, after=args.after)
 
 
 def _previous_header(agent: Any) -> Any:

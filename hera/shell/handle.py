@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Any
 from hera.errors import HeraError
 
 if TYPE_CHECKING:  # the client brings pydantic: a shell that attaches nothing never imports it
-    from hera.client import AgentClient
+    from hera.manager import AgentManager
+    from hera.manager.client import AgentClient
 
 #: How long ``step`` waits for its iterations before giving up on the answer (the agent goes on).
 STEP_TIMEOUT = 24 * 3600.0
-#: How long ``down`` waits for the agent process to exit after its state is saved.
-DOWN_TIMEOUT = 60.0
 
 
 class Breakpoints:
@@ -94,12 +93,11 @@ class State(Mapping[str, Any]):
 class AgentHandle:
     """The attached agent."""
 
-    def __init__(
-        self, client: AgentClient, uuid: str, callsign: str, *, on_down: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, client: AgentClient, manager: AgentManager, *, on_down: Callable[[], None] | None = None) -> None:
         self.client = client
-        self.uuid = uuid
-        self.callsign = callsign
+        self.manager = manager
+        self.uuid = manager.uuid
+        self.callsign = manager.callsign
         self._on_down = on_down
         self.breakpoints = Breakpoints(client)
         self.state = State(client)
@@ -151,12 +149,9 @@ class AgentHandle:
         Returns once the agent process has exited, as ``hera down`` does, so a
         listing right after says ``down``.
         """
-        pid = self.status().get("pid")
-        result = self.client.request("down", timeout=None)
+        result = self.manager.shutdown()
         if self._on_down is not None:
             self._on_down()
-        if pid:
-            _wait_exit(int(pid), DOWN_TIMEOUT)
         return f"down {self.callsign} at iteration {result['iteration']}; detached"
 
     def _say(self, status: dict[str, Any]) -> str:
@@ -168,22 +163,6 @@ class AgentHandle:
         except HeraError:
             return f"<agent {self.callsign} (gone)>"
         return f"<agent {self.callsign} {status['state']} @{status['iteration']}>"
-
-
-def _wait_exit(pid: int, timeout: float) -> None:
-    """Until process ``pid`` has exited (a zombie counts) or ``timeout`` seconds passed."""
-    import time
-
-    import psutil
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return
-        except psutil.NoSuchProcess:
-            return
-        time.sleep(0.05)
 
 
 class Unattached:

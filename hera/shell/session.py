@@ -73,11 +73,11 @@ class Session:
 
     # -- attaching --------------------------------------------------------------------------------
 
-    def attach(self, store: Any, agent: Any, *, pause: bool = False, force: bool = False) -> AgentHandle:
-        from hera.commands import target
+    def attach(self, manager: Any, *, pause: bool = False, force: bool = False) -> AgentHandle:
         from hera.shell.handle import AgentHandle
 
-        client = target.connect(store, agent)
+        agent = manager.agent
+        client = manager.client()
         try:
             client.request("attach", pause=pause, force=force)
         except HeraError as exc:
@@ -89,7 +89,7 @@ class Session:
                 ) from None
             raise
         self.detach(quiet=True)  # only now: a failed attach keeps the agent this shell had
-        self.handle = AgentHandle(client, agent.uuid, agent.callsign, on_down=lambda: self.detach(quiet=True))
+        self.handle = AgentHandle(client, manager, on_down=lambda: self.detach(quiet=True))
         self.xsh.ctx["agent"] = self.handle
         return self.handle
 
@@ -129,8 +129,7 @@ class Session:
             return parsed
         try:
             ctx = cli.context("attach", out=out, err=err, shell=self, identifier=parsed.id)
-            store, agent = target.select_up(ctx, verb="attach")
-            handle = self.attach(store, agent, pause=parsed.pause, force=parsed.force)
+            handle = self.attach(target.select_up(ctx, verb="attach"), pause=parsed.pause, force=parsed.force)
             out.write(f"attached {handle!r}; 'agent' is it, 'detach' lets go\n")
             return 0
         except HeraError as exc:
@@ -179,7 +178,7 @@ class Session:
         Both ask on every redraw (each key, and every second), so one answer
         is reused for a moment, and a frozen agent is not waited on for long.
         """
-        from hera.client import AgentGone
+        from hera.manager.client import AgentGone
 
         handle = self.handle
         assert handle is not None

@@ -105,16 +105,14 @@ class AgentClient:
 
     @classmethod
     def tcp(cls, connection_file: Path, timeout: float | None = 30.0) -> AgentClient:
+        from hera.manager.files import ConnectionFile
+
+        info = ConnectionFile.read(Path(connection_file))
         try:
-            info = json.loads(_read_connection_file(Path(connection_file)))
-            host, port, key = str(info["ip"]), int(info["port"]), bytes.fromhex(info["key"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise HeraError(f"{connection_file}: not a readable hera connection file ({exc})") from None
-        try:
-            sock = socket.create_connection((host, port), timeout=timeout)
+            sock = socket.create_connection((info.ip, info.port), timeout=timeout)
         except OSError as exc:
-            raise AgentGone(f"cannot reach the agent at {host}:{port}: {exc.strerror or exc}") from None
-        return cls(sock, key=key, timeout=timeout, uuid=str(info.get("uuid")) if info.get("uuid") else None)
+            raise AgentGone(f"cannot reach the agent at {info.ip}:{info.port}: {exc.strerror or exc}") from None
+        return cls(sock, key=info.key_bytes, timeout=timeout, uuid=info.uuid)
 
     def _line(self) -> bytes:
         try:
@@ -171,10 +169,6 @@ class AgentClient:
         self.close()
 
 
-#: A connection file is a few hundred bytes; more is not one.
-MAX_CONNECTION_FILE = 1 << 16
-
-
 def _peer_uid(sock: socket.socket, path: Path) -> int:
     """The uid of the process serving a connected unix socket.
 
@@ -186,24 +180,3 @@ def _peer_uid(sock: socket.socket, path: Path) -> int:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         return int(struct.unpack("3i", creds)[1])
     return os.lstat(path).st_uid
-
-
-def _read_connection_file(path: Path) -> str:
-    """The connection file's text: never through a link, only a regular file of ours that no one else may change.
-
-    Opened by :func:`hera.safe_open.open_regular`, so a FIFO or device
-    planted at its name is refused before it is opened.
-    """
-    from hera.ownership import others_may_write
-    from hera.safe_open import open_regular
-
-    fd, info = open_regular(path, follow=False)
-    try:
-        if info.st_uid != os.getuid():
-            raise ValueError(f"it belongs to another user ({user_name(info.st_uid)})")
-        writers = others_may_write(info)
-        if writers:
-            raise ValueError(f"{writers} may change it")
-        return os.read(fd, MAX_CONNECTION_FILE).decode("utf-8")
-    finally:
-        os.close(fd)

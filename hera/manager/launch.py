@@ -27,7 +27,7 @@ from typing import Any
 
 from hera import children
 from hera.cache import pidfile
-from hera.agent.main import Launch, log_path
+from hera.manager.files import Launch, log_path
 from hera.errors import HeraError
 
 READY_TIMEOUT = 300.0

@@ -1,0 +1,192 @@
+"""The files an up agent and its controllers share, defined once for both ends.
+
+Each is a pydantic model or a name computed here, read and written by this
+module only: the agent process (``hera.agent.main``) writes them, the
+controller (:mod:`hera.manager`) reads them, and neither parses the other's
+JSON by hand.
+
+* the **launch** (:class:`Launch`): what the controller tells a new agent
+  process, as JSON on its command line;
+* the **runtime files** (:class:`RuntimeFiles`): ``<uuid>.pid``, ``.lock``,
+  ``.sock``, ``.connection.json`` and ``.status.json`` in the user's private
+  runtime directory;
+* the **connection file** (:class:`ConnectionFile`): the loopback TCP port and
+  the key of a daemon, 0600, the jupyter_client convention;
+* the **live status** (:class:`LiveStatus`): what the agent publishes of
+  itself (state, iteration, rate, mode, who holds its terminal) so that a
+  listing reads it without asking the agent and waiting for its batch.
+
+Reading is never through a link, never another user's file, never one that
+someone else may change (:func:`read_private`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hera.errors import HeraError
+
+#: A connection or status file is a few hundred bytes; more is not one.
+MAX_SMALL_FILE = 1 << 16
+
+
+class Launch(BaseModel):
+    """Everything the controller tells a new agent process (as JSON on argv)."""
+
+    uuid: str
+    cache_path: Path
+    runtime_dir: Path
+    log_dir: Path
+    workdir: Path
+    device: str  # "cpu" or "cuda:N"
+    daemon: bool = False
+    tcp_host: str = "127.0.0.1"
+    start_state: str = "running"
+    autosave_interval: float = 300.0
+    #: The pace to keep (see :mod:`hera.pace`); None keeps the one the instance was built or last run with.
+    pace: str | None = None
+    ready_fd: int = -1
+
+
+@dataclass(frozen=True)
+class RuntimeFiles:
+    """The names of one agent's files in a runtime directory."""
+
+    directory: Path
+    uuid: str
+
+    @property
+    def pid(self) -> Path:
+        return self.directory / f"{self.uuid}.pid"
+
+    @property
+    def lock(self) -> Path:
+        return self.directory / f"{self.uuid}.lock"
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / f"{self.uuid}.sock"
+
+    @property
+    def connection(self) -> Path:
+        return self.directory / f"{self.uuid}.connection.json"
+
+    @property
+    def status(self) -> Path:
+        return self.directory / f"{self.uuid}.status.json"
+
+    def published(self) -> tuple[Path, ...]:
+        """What the agent removes when it goes: what others would otherwise believe."""
+        return (self.socket, self.connection, self.status)
+
+
+def log_path(log_dir: Path, uuid: str) -> Path:
+    return log_dir / f"{uuid}.log"
+
+
+class ConnectionFile(BaseModel):
+    """A daemon's ``<uuid>.connection.json``: where its TCP port is and the key that signs every message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uuid: str
+    pid: int
+    transport: Literal["tcp"] = "tcp"
+    ip: str
+    port: int = Field(ge=1, le=65535)
+    key: str = Field(pattern=r"^[0-9a-f]{64}$")
+    signature_scheme: Literal["hmac-sha256"] = "hmac-sha256"
+
+    @property
+    def key_bytes(self) -> bytes:
+        return bytes.fromhex(self.key)
+
+    def write(self, target: Path) -> None:
+        """The key's only copy on disk: an unguessable temporary created exclusively, renamed into place."""
+        _write_private(target, self.model_dump_json())
+
+    @classmethod
+    def read(cls, path: Path) -> ConnectionFile:
+        try:
+            return cls.model_validate_json(read_private(path))
+        except (OSError, ValueError) as exc:
+            reason = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise HeraError(f"{path}: not a readable hera connection file ({reason})") from None
+
+
+#: MODE in ``hera agents``: a controller holds the terminal; nobody does; nobody does and it serves TCP.
+Mode = Literal["attached", "detached", "daemon"]
+
+
+class LiveStatus(BaseModel):
+    """What an up agent says of itself, rewritten on every change of state and about once a second while it runs."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    uuid: str
+    pid: int
+    state: str
+    iteration: int
+    rate: float = 0.0
+    mode: Mode
+    #: The pid of the controller holding the agent's terminal (foreground ``hera up`` or an attached shell).
+    holder_pid: int | None = None
+    device: str
+    tcp_port: int | None = None
+    pace: str | None = None
+    #: When it was written (seconds since the epoch): a reader can tell how fresh ITERATION is.
+    written_at: float = Field(default_factory=time.time)
+
+    def write(self, target: Path) -> None:
+        _write_private(target, self.model_dump_json())
+
+    @classmethod
+    def read(cls, path: Path) -> LiveStatus | None:
+        """The published status, or None where there is none (the agent has not written it yet, or went)."""
+        try:
+            return cls.model_validate_json(read_private(path))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return None
+
+
+def _write_private(target: Path, text: str) -> None:
+    from hera.instance.atomic import atomic_write
+
+    with atomic_write(target, 0o600) as out:
+        out.write(text.encode())
+
+
+def read_private(path: Path) -> str:
+    """A small file's text: never through a link, only a regular file of ours that no one else may change.
+
+    Opened by :func:`hera.safe_open.open_regular`, so a FIFO or device
+    planted at its name is refused before it is opened.
+    """
+    from hera.ownership import others_may_write, user_name
+    from hera.safe_open import open_regular
+
+    fd, info = open_regular(path, follow=False)
+    try:
+        if info.st_uid != os.getuid():
+            raise ValueError(f"it belongs to another user ({user_name(info.st_uid)})")
+        writers = others_may_write(info)
+        if writers:
+            raise ValueError(f"{writers} may change it")
+        return os.read(fd, MAX_SMALL_FILE).decode("utf-8")
+    finally:
+        os.close(fd)
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error.get("loc", ())) or "file"
+    return f"{where}: {error.get('msg')}"
+
