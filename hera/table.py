@@ -23,7 +23,7 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -
     cells = [[title for _, title in columns]]
     cells += [["-" if row.get(key) is None else str(row.get(key)) for key, _ in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells)
 
 
 def emit(out: TextIO, rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], as_json: bool) -> None:

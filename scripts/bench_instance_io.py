@@ -134,8 +134,8 @@ def child(role: str, directory: Path, gib: float) -> None:
 
     Writers leave their file for the matching reader, the next child.
     """
-    import hera.instance.codec  # noqa: F401  (imports belong to the baseline, not the peak)
     import hera.instance  # noqa: F401
+    import hera.instance.codec  # noqa: F401  (imports belong to the baseline, not the peak)
 
     hera_file, numpy_file = directory / "child.hera.json", directory / "child.npy"
     baseline = rss_bytes()
@@ -293,7 +293,7 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         # Each repetition's hera and numpy ran back to back: the median of those
         # ratios is steadier than the ratio of medians when the machine drifts.
         "paired_ratio": {
-            kind: round(statistics.median(n / h for h, n in zip(times[f"hera_{kind}"], times[f"numpy_{kind}"])), 3)
+            kind: round(statistics.median(n / h for h, n in zip(times[f"hera_{kind}"], times[f"numpy_{kind}"], strict=True)), 3)
             for kind in ("write", "read")
         },
         "peak_over_array_bytes": {key: round(value, 3) for key, value in peaks.items()},

@@ -192,10 +192,10 @@ def bench_layout(world: World, layout: str, repeat: int, warm_seconds: float) ->
     for _ in range(repeat):
         run = up_to_first_iteration(world, uuid)
         phases = world.last_log(uuid, LOADED)
-        run |= dict(zip(("agent_load_cache", "agent_taichi_init", "agent_to_device"), phases))
+        run |= dict(zip(("agent_load_cache", "agent_taichi_init", "agent_to_device"), phases, strict=False))
         latencies += control_latency(world, uuid)
         run["down"], _ = timed(lambda: world.hera("--uuid", uuid, "down"))
-        run |= dict(zip(("agent_export", "agent_write"), world.last_log(uuid, SAVED)))
+        run |= dict(zip(("agent_export", "agent_write"), world.last_log(uuid, SAVED), strict=False))
         run |= raw_numpy(instance.arrays, world.root / "npy")
         run |= hera_codec(instance.header, instance.arrays, world.root / "codec.json")
         runs.append(run)

@@ -36,7 +36,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import venv
 from pathlib import Path

@@ -122,7 +122,7 @@ def sentence_run(layout: str, seed: int, passes: int) -> dict[str, Any]:
         "baselines": baselines_for(stream),
         "marks": {"down/up": half},
         "identical": bool(np.array_equal(hits, straight))
-        and all(np.array_equal(a, b) for a, b in zip(resumed.export_state().values(), twin.export_state().values())),
+        and all(np.array_equal(a, b) for a, b in zip(resumed.export_state().values(), twin.export_state().values(), strict=True)),
         "ticks": resumed.params.ticks_per_byte,
     }
 

@@ -165,8 +165,9 @@ def other_user_python(user: str, scratch: Path) -> str:
         pytest.skip(f"{user} cannot run {sys.executable} and there is no system {version}")
     venv = scratch / "venv"
     subprocess.run([system, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
-    import hera
     import site
+
+    import hera
 
     paths = [str(Path(hera.__file__).resolve().parent.parent), *site.getsitepackages()]
     site_dir = next((venv / "lib").glob("python*/site-packages"))
@@ -264,7 +265,7 @@ def make_lived_instance(directory: Path, name: str, *, iteration: int = 1234, ca
 
     Built from the shared build by hera's own writer, so every checksum is right.
     """
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     import numpy as np
 
@@ -280,7 +281,7 @@ def make_lived_instance(directory: Path, name: str, *, iteration: int = 1234, ca
             "callsign": callsign or base.header.callsign,
             "iteration": iteration,
             "dynamic": True,
-            "last_up": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+            "last_up": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
             "device": "cpu",
         }
     )

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hera.instance.atomic import TMP_PREFIX
 from hera.config import IGNORED_ENV
+from hera.instance.atomic import TMP_PREFIX
 
 #: Variables with hera's prefix that a test run keeps: those hera says are not settings.
 KEPT_HERA_VARIABLES = IGNORED_ENV

@@ -19,11 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hera.instance import codec
-from hera.instance import checksums as crclib
 from hera.errors import HeraError
-from hera.instance import FamilyRef, Header, InstanceFileError, load, now, read_header, save
-from hera.instance.scanner import MAX_DEPTH, Scanner, ScanError
+from hera.instance import FamilyRef, Header, InstanceFileError, checksums as crclib, codec, load, now, read_header, save
+from hera.instance.scanner import MAX_DEPTH, ScanError, Scanner
 
 #: A small chunk: a multiple of 3 (base64 joins) and of 8 (every itemsize).
 SMALL_CHUNK = 3 * 8 * 40
@@ -287,7 +285,7 @@ def test_crc_combine_matches_zlib_on_random_splits() -> None:
     data = bytes(rng.getrandbits(8) for _ in range(5000))
     for _ in range(200):
         cuts = sorted(rng.sample(range(len(data) + 1), rng.randint(1, 6)))
-        pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+        pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
         crc = 0
         for piece in pieces:
             crc = crclib.combine(crc, zlib.crc32(piece), len(piece))

@@ -7,8 +7,6 @@ and looks at what a user sees: what hera prints, the cached file and its
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest

@@ -50,7 +50,7 @@ def real_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """A real instance file with dynamic state, as a down agent leaves it (built in-process, no agent)."""
     import numpy as np
 
-    from hera.instance import Header, save
+    from hera.instance import save
 
     directory = tmp_path_factory.mktemp("real")
     from hera.instance import load
@@ -343,7 +343,7 @@ def test_a_live_agent_fed_garbage_on_its_socket_and_port_keeps_running(world: Wo
     connection = json.loads(up.connection.read_text())
     before = request(world, up.uuid, "status")["iteration"]
     lines = 0
-    for round_ in range(40):
+    for _ in range(40):
         garbage = [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300))) for _ in range(5)]
         garbage.append(b'{"id": 1, "op": "down"}')  # unsigned on TCP: must be refused, never obeyed
         for kind in ("unix", "tcp"):

@@ -19,11 +19,10 @@ import os
 import random
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
-from agent_helpers import build, cache_path, reap_agents, request, tick_world, up_daemon, wait_for, wait_gone
+from agent_helpers import build, cache_path, reap_agents, request, tick_world, up_daemon, wait_gone
 from herakit import World, leftovers
 from reliability_kit import note
 

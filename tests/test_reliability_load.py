@@ -13,7 +13,6 @@ import socket
 import subprocess
 import time
 import uuid as uuids
-from pathlib import Path
 
 import pytest
 
@@ -37,7 +36,7 @@ def all_at_once(world: World, commands: list[tuple[str, ...]]) -> list[str]:
     """Run the hera commands in parallel, each within BOUND seconds; their outputs (all must succeed)."""
     started = [world.popen(*args) for args in commands]
     outs = []
-    for args, process in zip(commands, started):
+    for args, process in zip(commands, started, strict=True):
         out, err = process.communicate(timeout=BOUND)
         assert process.returncode == 0, f"{args}: {err}"
         outs.append(out)
@@ -60,7 +59,7 @@ def test_sixteen_agents_up_at_once_answer_and_resume_exactly(world: World) -> No
     for up in ups:
         assert request(world, up.uuid, "status")["state"] == "paused"
     downs = all_at_once(world, [("--uuid", up.uuid, "down") for up in ups])
-    saved = {up.uuid: int(out.split(" at iteration ")[1].split()[0]) for up, out in zip(ups, downs)}
+    saved = {up.uuid: int(out.split(" at iteration ")[1].split()[0]) for up, out in zip(ups, downs, strict=True)}
     for up in ups:
         wait_gone(up.pid)
     again = up_daemons(world, *[("--uuid", up.uuid, "--paused") for up in ups])

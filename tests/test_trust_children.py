@@ -80,8 +80,8 @@ def test_a_process_on_a_dead_agents_port_gets_nothing_from_its_stale_connection_
     import threading
 
     from agent_helpers import request, wait_for, wait_gone
-    from hera.manager.client import AgentClient
     from hera.errors import HeraError
+    from hera.manager.client import AgentClient
 
     built = build(world)
     up = up_daemon(world, str(built.path))

@@ -44,8 +44,8 @@ from cachekit import FakeAgent, read_head, runtime_of, write_pid_file
 from hera.agent import protocol
 from hera.agent.runner import INPUT_LIMIT
 from hera.agent.server import HANDSHAKE_SECONDS, MAX_ESTABLISHED, MAX_HANDSHAKING
-from hera.manager.client import AgentClient
 from hera.errors import HeraError
+from hera.manager.client import AgentClient
 from herakit import Result, World, one_error_line
 
 #: What a stock Linux gives a process (``ulimit -n``): the limit the issue's flood ran into.

@@ -61,7 +61,7 @@ def test_copy_to_a_symlink_never_writes_through_it_nor_where_a_message_says(worl
     victim = elsewhere / "victim.json"
     victim.write_text("precious\n")
     (world.workdir / "onto-a-file.json").symlink_to(victim)
-    for state, agent in zip(("up", "down"), up_then_down(world)):
+    for state, agent in zip(("up", "down"), up_then_down(world), strict=True):
         if state == "up":
             a_copy_request_carrying_a_path_is_refused(world, agent)
         for name in ("dangling.json", "onto-a-file.json"):
@@ -86,7 +86,7 @@ def test_copy_through_a_parent_symlink_of_another_user_is_refused_and_ones_own_i
     mine = world.root / "mine"
     mine.mkdir()
     (world.workdir / "own-link").symlink_to("../mine")  # relative, resolved from where the link is
-    for state, agent in zip(("up", "down"), up_then_down(world)):
+    for state, agent in zip(("up", "down"), up_then_down(world), strict=True):
         one_error_line(world("--uuid", agent, "copy", "-o", f"shared/{state}.json"), "shared", "symbolic link", "another user")
         assert list(theirs.iterdir()) == [], state
         world("--uuid", agent, "copy", "-o", f"own-link/{state}.json", check=True)

@@ -96,8 +96,8 @@ def lived_agent(world: World) -> str:
 
 
 def test_a_state_array_renamed_by_one_bit_falls_back_to_the_previous_save_never_to_zeroed_state(world: World) -> None:
-    from hera.instance.atomic import previous_path
     from hera.instance import load
+    from hera.instance.atomic import previous_path
 
     uuid = lived_agent(world)
     cached = cache_path(world, uuid)

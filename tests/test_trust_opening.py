@@ -31,8 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from cachekit import EVIL_MODULE, PYPROJECT, as_user, make_instance
-from cachekit import throwaway_user as make_throwaway_user
+from cachekit import EVIL_MODULE, PYPROJECT, as_user, make_instance, throwaway_user as make_throwaway_user
 from herakit import Result, World, one_error_line
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")

@@ -34,8 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from cachekit import cached, make_instance, read_head
-from cachekit import throwaway_user as make_throwaway_user
+from cachekit import cached, make_instance, read_head, throwaway_user as make_throwaway_user
 from herakit import World, leftovers, one_error_line
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other users")

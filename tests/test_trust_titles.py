@@ -23,9 +23,15 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from agent_helpers import alive, build, reap_agents, tick_world, up_daemon, wait_gone, wait_for
-from cachekit import OtherUser, make_instance, other_user_python, read_head, with_private_system_dir
-from cachekit import throwaway_user as make_throwaway_user
+from agent_helpers import alive, build, reap_agents, tick_world, up_daemon, wait_for, wait_gone
+from cachekit import (
+    OtherUser,
+    make_instance,
+    other_user_python,
+    read_head,
+    throwaway_user as make_throwaway_user,
+    with_private_system_dir,
+)
 from herakit import World, one_error_line
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other users")

@@ -16,11 +16,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hera.cache import callsigns
-from hera.cache import pidfile
-from hera.instance.atomic import fsync_dir, previous_path
+from hera.cache import callsigns, pidfile
 from hera.errors import Conflict, HeraError
 from hera.instance import Header, Installation, Instance, now, read_header
+from hera.instance.atomic import fsync_dir, previous_path
 
 LOCK_TIMEOUT = 60.0
 

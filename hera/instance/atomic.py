@@ -92,7 +92,7 @@ def atomic_write(
     try:
         os.fchmod(fd, mode)  # the umask must not widen or narrow what we asked for
         with os.fdopen(fd, "wb", buffering=0, closefd=True) as raw:
-            yield raw  # type: ignore[misc]
+            yield raw
             raw.flush()
             os.fsync(raw.fileno())
         if verify is not None:

@@ -114,7 +114,7 @@ def seal(name: str, code: str, shape: tuple[int, ...], crc: int, length: int) ->
     no other description and data make the same bytes. Joined with
     :func:`hera.instance.checksums.combine`: the data is never walked twice.
     """
-    described = f"{name}\0{code}\0{','.join(map(str, shape))}\0".encode("utf-8")
+    described = f"{name}\0{code}\0{','.join(map(str, shape))}\0".encode()
     return crclib.combine(zlib.crc32(described), crc, length)
 
 
@@ -188,7 +188,8 @@ def _pieces(array: np.ndarray, dtype: np.dtype[Any]) -> Iterator[np.ndarray]:
         return
     # 'contig' makes every inner loop contiguous, buffering only where needed;
     # 'equiv' casting allows exactly a byte-order swap, which is bit-exact.
-    for piece in np.nditer(
+    # numpy's stubs misspell the "contig" operand flag as "config", so no overload matches it.
+    yield from np.nditer(  # type: ignore[call-overload]
         array,
         flags=["external_loop", "buffered", "zerosize_ok"],
         op_flags=[["readonly", "contig"]],
@@ -196,8 +197,7 @@ def _pieces(array: np.ndarray, dtype: np.dtype[Any]) -> Iterator[np.ndarray]:
         order="C",
         casting="equiv",
         buffersize=max(1, CHUNK // array.itemsize),
-    ):
-        yield piece
+    )
 
 
 def _without_repeats(array: np.ndarray) -> np.ndarray:
@@ -237,14 +237,14 @@ def _chunks(array: np.ndarray, little: np.dtype[Any]) -> Iterator[memoryview]:
     another thread, so it must own its memory).
     """
     if array.flags.c_contiguous and array.dtype == little:
-        raw = memoryview(array.reshape(-1).view(np.uint8))
+        raw = array.reshape(-1).view(np.uint8).data
         for start in range(0, len(raw), CHUNK):
             yield raw[start : start + CHUNK]
         return
     stage = bytearray(CHUNK)
     filled = 0
     for piece in _pieces(array, little):
-        data = memoryview(piece.view(np.uint8))
+        data = piece.view(np.uint8).data
         while len(data):
             take = min(len(data), CHUNK - filled)
             stage[filled : filled + take] = data[:take]
@@ -391,7 +391,7 @@ def write_array(out: BinaryIO, array: np.ndarray, name: str | None = None) -> No
         check_name(name)
     code = dtype_code(array.dtype)
     little = np.dtype(code)
-    meta = {"dtype": code, "shape": list(array.shape)}
+    meta: dict[str, Any] = {"dtype": code, "shape": list(array.shape)}
     if is_constant(array):
         first = array.reshape(1) if array.ndim == 0 else array[(slice(0, 1),) * array.ndim].reshape(1)
         # Through unsigned integers: a byte-order change that cannot touch a NaN's payload.

@@ -32,16 +32,16 @@ import os
 import uuid as uuidlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hera import safe_open
-from hera.instance.atomic import atomic_write
 from hera.errors import HeraError
-from hera.instance.scanner import Scanner, ScanError, label, line_col
+from hera.instance.atomic import atomic_write
+from hera.instance.scanner import ScanError, Scanner, label, line_col
 from hera.safe_open import Refused
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ CALLSIGN_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 class FamilyRef(BaseModel):
@@ -94,6 +94,15 @@ class Header(BaseModel):
     last_up: datetime | None = None
     device: str | None = Field(default=None, max_length=128)
     lineage: list[str] = Field(default_factory=list)
+    #: How fast the agent may iterate (:mod:`hera.pace`): set at build, up or live, saved with every save.
+    pace: str | None = Field(default=None, max_length=64)
+
+    @field_validator("pace")
+    @classmethod
+    def _known_pace(cls, value: str | None) -> str | None:
+        from hera.pace import parse
+
+        return None if value is None else parse(value).text
 
     @field_validator("uuid")
     @classmethod
@@ -252,7 +261,9 @@ class InstanceFile:
         assert self._map is not None
         hint = None
         if not header_only:
-            from hera.instance.codec import data_length_hint as hint
+            from hera.instance.codec import data_length_hint
+
+            hint = data_length_hint
         scanner = Scanner(self._map, length_hint=hint)
         wanted = {"format", "format_version", "header"} | (set() if header_only else {"arrays"})
         try:

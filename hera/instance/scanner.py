@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import mmap
 import re
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 #: Given the object read so far and the key being read, the exact length a

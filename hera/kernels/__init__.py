@@ -19,6 +19,8 @@ The building blocks, one idea per module:
 * :mod:`hera.kernels.plasticity`: always-on plasticity: trace STDP (pair,
   triplet, reward-modulated), weight bounds, homeostasis.
 * :mod:`hera.kernels.io`: byte lines in as spikes, spikes out as byte lines.
+* :mod:`hera.kernels.template`: ``Template``, how a template parameter is
+  annotated so that both Taichi and mypy accept it.
 
 Modules that define ``@ti.func`` may be imported before :func:`init`; kernels
 are compiled on first call, after it.

@@ -25,6 +25,8 @@ iteration ``t``'s tick, or -1), ``input_spike(local, byte, copies) -> bool``, ``
 import numpy as np
 import taichi as ti
 
+from hera.kernels.template import Template
+
 NEWLINE = 10
 
 
@@ -101,7 +103,7 @@ class LineDecoder:
 
 
 @ti.func
-def presented(schedule: ti.template(), t: ti.i64, first_tick: ti.i64, ticks: ti.i32) -> ti.i32:
+def presented(schedule: Template, t: ti.i64, first_tick: ti.i64, ticks: ti.i32) -> ti.i32:
     """The byte presented at iteration ``t`` (-1 if ``t`` is no tick or the queue ran dry)."""
     byte = -1
     if t % ticks == 0:
@@ -118,6 +120,6 @@ def input_spike(local: ti.i32, byte: ti.i32, copies: ti.i32) -> ti.i32:
 
 
 @ti.func
-def output_vote(counts: ti.template(), local: ti.i32, copies: ti.i32):
+def output_vote(counts: Template, local: ti.i32, copies: ti.i32):
     """Output neuron ``local`` spiked: one vote for its byte value in this window."""
     ti.atomic_add(counts[local // copies], 1)

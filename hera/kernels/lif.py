@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 import taichi as ti
 
+from hera.kernels.template import Template
+
 
 def decay_factor(dt: float, tau: float) -> float:
     """``exp(-dt/tau)``: how much of a leaky variable is left after one step (0 when tau is 0)."""
@@ -91,7 +93,7 @@ def leak(x, rest, decay):
 
 
 @ti.func
-def cuba_membrane(v, ge, gi, f: ti.template()):
+def cuba_membrane(v, ge, gi, f: Template):
     """``v`` one exact step later, given the currents ``ge``, ``gi`` at the step's start (scalars or lane vectors)."""
     return f.rest + (v - f.rest) * f.decay_m + ge * f.coef_e + gi * f.coef_i
 

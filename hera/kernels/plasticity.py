@@ -40,6 +40,8 @@ Kernel API (``@ti.func``; weights are fields indexed by synapse ``k``):
 
 import taichi as ti
 
+from hera.kernels.template import Template
+
 
 @ti.func
 def clip(w: ti.f32, lo: ti.f32, hi: ti.f32) -> ti.f32:
@@ -56,20 +58,20 @@ def trace(x: ti.f32, decay: ti.f32, spiked: ti.i32, increment: ti.f32) -> ti.f32
 
 
 @ti.func
-def pair_on_pre(w: ti.template(), k: ti.i32, a_post: ti.f32, lo: ti.f32, hi: ti.f32):
+def pair_on_pre(w: Template, k: ti.i32, a_post: ti.f32, lo: ti.f32, hi: ti.f32):
     """Synapse ``k``'s presynaptic neuron spiked: depression by the postsynaptic trace (negative)."""
     w[k] = clip(w[k] + a_post, lo, hi)
 
 
 @ti.func
-def pair_on_post(w: ti.template(), k: ti.i32, a_pre: ti.f32, lo: ti.f32, hi: ti.f32):
+def pair_on_post(w: Template, k: ti.i32, a_pre: ti.f32, lo: ti.f32, hi: ti.f32):
     """Synapse ``k``'s postsynaptic neuron spiked: potentiation by the presynaptic trace."""
     w[k] = clip(w[k] + a_pre, lo, hi)
 
 
 @ti.func
 def triplet_on_pre(
-    w: ti.template(), k: ti.i32, o1: ti.f32, r2: ti.f32, a2m: ti.f32, a3m: ti.f32, lo: ti.f32, hi: ti.f32
+    w: Template, k: ti.i32, o1: ti.f32, r2: ti.f32, a2m: ti.f32, a3m: ti.f32, lo: ti.f32, hi: ti.f32
 ):
     """Triplet rule, presynaptic spike: ``w -= o1 * (A2- + A3- * r2)`` (r2: slow presynaptic trace)."""
     w[k] = clip(w[k] - o1 * (a2m + a3m * r2), lo, hi)
@@ -77,20 +79,20 @@ def triplet_on_pre(
 
 @ti.func
 def triplet_on_post(
-    w: ti.template(), k: ti.i32, r1: ti.f32, o2: ti.f32, a2p: ti.f32, a3p: ti.f32, lo: ti.f32, hi: ti.f32
+    w: Template, k: ti.i32, r1: ti.f32, o2: ti.f32, a2p: ti.f32, a3p: ti.f32, lo: ti.f32, hi: ti.f32
 ):
     """Triplet rule, postsynaptic spike: ``w += r1 * (A2+ + A3+ * o2)`` (o2: slow postsynaptic trace)."""
     w[k] = clip(w[k] + r1 * (a2p + a3p * o2), lo, hi)
 
 
 @ti.func
-def _decayed(e: ti.template(), stamp: ti.template(), k: ti.i32, t: ti.i64, log_decay: ti.f32) -> ti.f32:
+def _decayed(e: Template, stamp: Template, k: ti.i32, t: ti.i64, log_decay: ti.f32) -> ti.f32:
     steps = ti.cast(t - stamp[k], ti.f32)
     return e[k] * ti.exp(log_decay * steps)
 
 
 @ti.func
-def eligibility_add(e: ti.template(), stamp: ti.template(), k: ti.i32, t: ti.i64, log_decay: ti.f32, delta: ti.f32):
+def eligibility_add(e: Template, stamp: Template, k: ti.i32, t: ti.i64, log_decay: ti.f32, delta: ti.f32):
     """Reward-modulated STDP: the STDP change goes into an eligibility trace, not the weight.
 
     The trace is decayed lazily, from the iteration it was last touched
@@ -102,9 +104,9 @@ def eligibility_add(e: ti.template(), stamp: ti.template(), k: ti.i32, t: ti.i64
 
 @ti.func
 def eligibility_apply(
-    w: ti.template(),
-    e: ti.template(),
-    stamp: ti.template(),
+    w: Template,
+    e: Template,
+    stamp: Template,
     k: ti.i32,
     t: ti.i64,
     log_decay: ti.f32,
@@ -126,7 +128,7 @@ def rate(r: ti.f32, spiked: ti.i32, decay: ti.f32) -> ti.f32:
 
 
 @ti.func
-def scale_incoming(w: ti.template(), in_ptr: ti.template(), in_syn: ti.template(), j: ti.i32, factor: ti.f32,
+def scale_incoming(w: Template, in_ptr: Template, in_syn: Template, j: ti.i32, factor: ti.f32,
                    lo: ti.f32, hi: ti.f32):
     """Synaptic scaling: multiply neuron ``j``'s incoming weights by ``factor`` (from its rate vs a target)."""
     for q in range(in_ptr[j], in_ptr[j + 1]):
@@ -135,7 +137,7 @@ def scale_incoming(w: ti.template(), in_ptr: ti.template(), in_syn: ti.template(
 
 
 @ti.func
-def normalise_incoming(w: ti.template(), in_ptr: ti.template(), in_syn: ti.template(), j: ti.i32, total: ti.f32):
+def normalise_incoming(w: Template, in_ptr: Template, in_syn: Template, j: ti.i32, total: ti.f32):
     """Synaptic normalisation: hold the sum of neuron ``j``'s incoming weights at ``total`` (if it is not 0)."""
     s = 0.0
     for q in range(in_ptr[j], in_ptr[j + 1]):
@@ -147,8 +149,8 @@ def normalise_incoming(w: ti.template(), in_ptr: ti.template(), in_syn: ti.templ
 
 
 @ti.func
-def nudge_incoming(w: ti.template(), in_ptr: ti.template(), in_syn: ti.template(), in_pre: ti.template(),
-                   j: ti.i32, pre_trace: ti.template(), amount: ti.f32, lo: ti.f32, hi: ti.f32):
+def nudge_incoming(w: Template, in_ptr: Template, in_syn: Template, in_pre: Template,
+                   j: ti.i32, pre_trace: Template, amount: ti.f32, lo: ti.f32, hi: ti.f32):
     """Grow neuron ``j``'s inputs in proportion to their recent activity (when ``j`` is below its target rate).
 
     This is how a brain whose weights start at zero becomes active: scaling

@@ -30,6 +30,7 @@ and ``seed_words(seed)`` splitting a 64-bit seed into the two u32 key words.
 
 import numpy as np
 import taichi as ti
+from numpy.typing import ArrayLike
 
 M1 = 0x7FEB352D
 M2 = 0x846CA68B
@@ -93,9 +94,9 @@ def seed_words(seed: int) -> tuple[int, int]:
     return seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF
 
 
-def mix32_np(x: np.ndarray) -> np.ndarray:
-    """:func:`mix32` on the host (wrapping u32 arithmetic)."""
-    x = np.array(x, dtype=np.uint32, ndmin=1)
+def mix32_np(words: ArrayLike) -> np.ndarray:
+    """:func:`mix32` on the host (wrapping u32 arithmetic), of one word or an array of them."""
+    x = np.array(words, dtype=np.uint32, ndmin=1)
     with np.errstate(over="ignore"):
         x ^= x >> np.uint32(16)
         x *= np.uint32(M1)

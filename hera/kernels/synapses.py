@@ -41,8 +41,10 @@ Kernel API (``@ti.func``):
 
 import numpy as np
 import taichi as ti
+from numpy.typing import ArrayLike
 
 from hera.kernels.connectivity import Csr
+from hera.kernels.template import Template
 
 # -- kernels ---------------------------------------------------------------------------------------
 
@@ -54,13 +56,13 @@ def to_fixed(w: ti.f32, scale: ti.f32) -> ti.i32:
 
 
 @ti.func
-def slot_of(ring: ti.template(), t: ti.i64) -> ti.i32:
+def slot_of(ring: Template, t: ti.i64) -> ti.i32:
     """The slot holding input that arrives at iteration ``t``."""
     return ti.cast(t % ring.shape[1], ti.i32)
 
 
 @ti.func
-def take(ring: ti.template(), channel: ti.i32, slot: ti.i32, i: ti.i32, scale: ti.f32):
+def take(ring: Template, channel: ti.i32, slot: ti.i32, i: ti.i32, scale: ti.f32):
     """Element ``i``'s input on ``channel`` arriving in ``slot`` (see :func:`slot_of`); the slot is cleared.
 
     With a lane-vector ring (``ti.Vector.field``) element ``i`` is a group of neurons and the result a vector.
@@ -71,7 +73,7 @@ def take(ring: ti.template(), channel: ti.i32, slot: ti.i32, i: ti.i32, scale: t
 
 
 @ti.func
-def add_at(target: ti.template(), p: ti.i32, x):
+def add_at(target: Template, p: ti.i32, x):
     """``target[p] += x`` for neuron ``p`` of a scalar field or of a lane-vector field (group p // lanes)."""
     if ti.static(isinstance(target, ti.MatrixField)):
         g = p // target.n
@@ -83,7 +85,7 @@ def add_at(target: ti.template(), p: ti.i32, x):
 
 
 @ti.func
-def value_at(source: ti.template(), p: ti.i32):
+def value_at(source: Template, p: ti.i32):
     """Neuron ``p``'s value in a scalar or lane-vector field."""
     if ti.static(isinstance(source, ti.MatrixField)):
         return source[p // source.n][p % source.n]
@@ -92,7 +94,7 @@ def value_at(source: ti.template(), p: ti.i32):
 
 
 @ti.func
-def ring_add(ring: ti.template(), channel: ti.i32, slot: ti.i32, p: ti.i32, q: ti.i32):
+def ring_add(ring: Template, channel: ti.i32, slot: ti.i32, p: ti.i32, q: ti.i32):
     """Add ``q`` to neuron ``p``'s pending input in ``slot`` (scalar or lane-vector ring)."""
     if ti.static(isinstance(ring, ti.MatrixField)):
         ring[channel, slot, p // ring.n][p % ring.n] += q
@@ -102,14 +104,14 @@ def ring_add(ring: ti.template(), channel: ti.i32, slot: ti.i32, p: ti.i32, q: t
 
 @ti.func
 def push_row(
-    ring: ti.template(),
+    ring: Template,
     channel: ti.i32,
     t: ti.i64,
     i: ti.i32,
-    ptr: ti.template(),
-    post: ti.template(),
-    weight: ti.template(),
-    delay: ti.template(),
+    ptr: Template,
+    post: Template,
+    weight: Template,
+    delay: Template,
     scale: ti.f32,
 ):
     """Neuron ``i`` spiked at iteration ``t``: each of its synapses adds its weight at ``t + delay``.
@@ -134,7 +136,7 @@ def push_row(
 
 
 @ti.func
-def add_row(target: ti.template(), i: ti.i32, ptr: ti.template(), post: ti.template(), weight: ti.template()):
+def add_row(target: Template, i: ti.i32, ptr: Template, post: Template, weight: Template):
     """Neuron ``i`` spiked: add its row's weights to ``target`` now (felt in the next step's integration)."""
     for k in range(ptr[i], ptr[i + 1]):
         if ti.static(isinstance(weight, (int, float))):
@@ -143,7 +145,7 @@ def add_row(target: ti.template(), i: ti.i32, ptr: ti.template(), post: ti.templ
             add_at(target, post[k], weight[k])
 
 
-def to_fixed_np(w: np.ndarray, scale: float) -> np.ndarray:
+def to_fixed_np(w: ArrayLike, scale: float) -> np.ndarray:
     """:func:`to_fixed` on the host: ``ti.round`` rounds halves away from zero (``np.rint`` would round to even)."""
     x = np.asarray(w, np.float32) * np.float32(scale)
     whole = np.trunc(x)

@@ -27,6 +27,13 @@ class Abraxas(Family):
     version = __version__
     description = "layered spiking sheets that learn to predict the byte stream they are fed"
     params_model = AbraxasParams
+    #: Sizes only: the sheets, the depth, the dendrites and the axons (see abraxas.grow).
+    growable = frozenset(
+        {
+            "input.width", "input.height", "hidden.width", "hidden.height", "hidden.depth",
+            "output.width", "output.height", "dendrite_length", "axon_length",
+        }
+    )  # fmt: skip
     layouts = {
         # Light enough for tests on one CPU core.
         "example": {},

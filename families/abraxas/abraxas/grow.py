@@ -113,11 +113,11 @@ def grow_state(before: Structure, after: Structure, arrays: dict[str, np.ndarray
     iteration = int(arrays["state.iteration"][0])
     was, now = before.ring_slots, after.ring_slots
     # The spike ring holds the past (iterations before now), the current ring the future (now onwards).
-    for name, dtype, offsets in (
+    for name, ring_dtype, offsets in (
         ("state.spikes", np.uint8, range(-(was - 1), 0)),
         ("state.current", np.int32, range(0, was)),
     ):
-        ring = np.zeros((after.neurons, now), dtype)
+        ring = np.zeros((after.neurons, now), ring_dtype)
         source = arrays[name]
         for offset in offsets:
             ring[news, (iteration + offset) % now] = source[olds, (iteration + offset) % was]

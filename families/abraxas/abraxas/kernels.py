@@ -44,6 +44,7 @@ import taichi as ti
 
 from abraxas.structure import BYTE_SIDE, AbraxasParams, Structure
 from hera.kernels import rng
+from hera.kernels.template import Template
 
 #: Fixed-point scale of the current rings (weights are clipped well below 2**31 / FIXED).
 FIXED = 65536.0
@@ -135,7 +136,7 @@ class Engine:
                 hit[None] = 1
 
         @ti.func
-        def pre_of(g: ti.template(), post_local: ti.i32, fx: ti.i32, fy: ti.i32) -> ti.i32:
+        def pre_of(g: Template, post_local: ti.i32, fx: ti.i32, fy: ti.i32) -> ti.i32:
             """Global index of the pre neuron at field position (fx, fy) of a post cell (see Projection.pre_cell)."""
             px = post_local % g[4]
             py = post_local // g[4]
@@ -316,7 +317,7 @@ class Engine:
 
     def load(self, arrays: dict[str, np.ndarray], dynamic: bool) -> None:
         """Weights always; the dynamic state when the header says there is one (else the brain starts at rest)."""
-        for proj, field in zip(self.structure.projections, self.weights):
+        for proj, field in zip(self.structure.projections, self.weights, strict=True):
             field.from_numpy(np.ascontiguousarray(arrays[f"weights.{proj.name}"], dtype=np.float32))
         # Zero everything explicitly: a field can reuse memory a collected brain freed, and
         # Taichi does not promise it is cleared.
@@ -333,7 +334,7 @@ class Engine:
 
     def export(self) -> dict[str, Any]:
         arrays: dict[str, Any] = {
-            f"weights.{proj.name}": field.to_numpy() for proj, field in zip(self.structure.projections, self.weights)
+            f"weights.{proj.name}": field.to_numpy() for proj, field in zip(self.structure.projections, self.weights, strict=True)
         }
         arrays["state.potential"] = self.potential.to_numpy()
         arrays["state.threshold"] = self.threshold.to_numpy()

@@ -124,7 +124,8 @@ class AbraxasRuntime(Runtime):
             if engine.hit[None]:
                 stopped = self._which(stop_on)
                 break
-        self.last_spikes = dict(zip((a.name for a in self.structure.areas), engine.area_spikes.to_numpy().tolist()))
+        names = [area.name for area in self.structure.areas]
+        self.last_spikes = dict(zip(names, engine.area_spikes.to_numpy().tolist(), strict=True))
         return StepResult(iterations=self.iteration - start, iteration=self.iteration, stopped_on=stopped)
 
     def _collect(self) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
@@ -177,7 +178,7 @@ class Structure:
             return Projection(f"{pre.name}-{post.name}", pre, post, fw, fh, taps, params.delay_step)
 
         # The stack: input -> hidden0 -> hidden1 -> ..., each sheet seeing a field of the one below.
-        for pre, post in zip([first, *hidden], hidden):
+        for pre, post in pairwise([first, *hidden]):
             self.projections.append(local(pre, post))
         # Every hidden sheet is read by the output sheet, so deepening adds projections and
         # never re-routes an existing one (grow keeps every weight where it was).

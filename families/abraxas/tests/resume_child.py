@@ -12,9 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import init_taichi  # noqa: E402
-
-from hera import family as families  # noqa: E402
-from hera import instance  # noqa: E402
+from hera import family as families, instance  # noqa: E402
 from hera.runtime import dynamic_header  # noqa: E402
 
 
