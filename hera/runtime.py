@@ -67,6 +67,9 @@ class Runtime(ABC):
 
     #: iterations run since the instance was built
     iteration: int
+    #: Simulated seconds one iteration stands for (a family with a time step, dt, says so), or None:
+    #: a real-time pace (``hera pace 1x``, :mod:`hera.pace`) needs it, and is refused without it.
+    seconds_per_iteration: float | None = None
 
     @abstractmethod
     def step(self, n: int, stop_on: Sequence[str] = ()) -> StepResult:

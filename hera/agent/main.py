@@ -20,15 +20,22 @@ import signal
 import stat
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hera.cache import pidfile
-from hera.manager.files import ConnectionFile, Launch, RuntimeFiles, log_path
-from hera.instance.atomic import previous_path
 from hera.errors import HeraError
 from hera.instance import load_or_previous, now, read_header, save
+from hera.instance.atomic import previous_path
+from hera.manager.files import ConnectionFile, Launch, RuntimeFiles, log_path
+
+if TYPE_CHECKING:
+    from hera.agent.runner import Runner
+    from hera.agent.server import ControlServer
+    from hera.instance import Header
+    from hera.pace import Pace
+    from hera.runtime import Runtime
 
 log = logging.getLogger("hera.agent")
 
@@ -177,13 +184,14 @@ def _take_lock(runtime_dir: Path, lock: Path) -> int | None:
 
 
 def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted: list[str]) -> int:
+    import numpy as np
+
     from hera import family as families
     from hera.agent.runner import Runner
     from hera.agent.server import ControlServer
+    from hera.agent.status import StatusFile
     from hera.kernels import init
     from hera.runtime import dynamic_header
-
-    import numpy as np
 
     family = families.get(header.family.name, launch.workdir)
     started = time.perf_counter()
@@ -207,6 +215,7 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
         "loaded the cache in %.2f s, Taichi (%s) in %.2f s, the brain onto the device in %.2f s",
         loaded - started, arch, initialised - loaded, time.perf_counter() - initialised,
     )
+    pace = _pace(launch, header, runtime)
     last_up = now()
     key = secrets.token_bytes(32)
     server = ControlServer(launch.uuid, files.socket, tcp=launch.daemon, key=key, tcp_host=launch.tcp_host)
@@ -225,7 +234,8 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
             arrays[OUTPUT_ARRAY] = np.frombuffer(b"".join(runner.output), dtype=np.uint8)
         exported = time.perf_counter()
         iteration = runtime.iteration
-        updated = dynamic_header(header, runtime).model_copy(update={"last_up": last_up, "device": launch.device})
+        kept = None if runner.pace.kind == "max" else runner.pace.text  # the pace goes down and up with the agent
+        updated = dynamic_header(header, runtime).model_copy(update={"last_up": last_up, "device": launch.device, "pace": kept})
 
         def write(target: Path | None = None) -> str:
             begun = time.perf_counter()
@@ -251,14 +261,15 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
         "layout": header.layout,
         "device": launch.device,
         "pid": os.getpid(),
-        "mode": "daemon" if launch.daemon else "attached",
         "tcp_port": server.tcp_port,
         "neurons": header.summary.get("neurons"),
+        "seconds_per_iteration": runtime.seconds_per_iteration,
         "runtime_dir": str(launch.runtime_dir),
         # Copies are written beside the cache (on disk, hard-linked into place where it can be),
         # never where a message says; the runtime directory is often a small tmpfs.
         "copy_dir": str(launch.cache_path.parent),
     }
+    status_file = StatusFile(files.status, server.presence)
     runner = Runner(
         runtime,
         server,
@@ -268,7 +279,21 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
         info=info,
         signals=noted,
         export=export_state,
+        pace=pace,
+        status_file=status_file,
     )
+    server.on_change = status_file.publish
+    try:
+        return _run(launch, header, ready, files, runner, server, own, key, warning, save_state)
+    finally:
+        status_file.close()  # nothing writes it again, not even a connection closing as the agent leaves
+
+
+def _run(
+    launch: Launch, header: Header, ready: Ready, files: RuntimeFiles, runner: Runner, server: ControlServer,
+    own: dict[str, Any], key: bytes, warning: str | None, save_state: Callable[[], str],
+) -> int:
+    """Serve, tell the controller the agent is up, run the loop; leave as the loop says."""
     if OUTPUT_ARRAY in own:
         runner.output.append(own[OUTPUT_ARRAY].tobytes())
         runner.output_bytes = len(runner.output[0])
@@ -281,12 +306,15 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
         # The first stop of a fresh instance creates its cached state; save now so
         # even a SIGKILL before the first autosave leaves a resumable agent.
         save_state()
+    runner.act_on_signals(leave=False)  # Ctrl-C while it loaded: ready in standby, never running
     ready.send("READY", {**runner.status(), "warning": warning} if warning else runner.status())
     leaving = runner.loop()
     server.close()
+    if runner.status_file is not None:
+        runner.status_file.close()
     if leaving.save:
         runner.save(leaving.reason)
-    log.info("down: %s at iteration %d", leaving.reason, runtime.iteration)
+    log.info("down: %s at iteration %d", leaving.reason, runner.runtime.iteration)
     if leaving.reason == "SIGQUIT":
         # The spec: terminate, update the cache, and continue with a core dump.
         for published in files.published():
@@ -295,6 +323,24 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGQUIT)
     return 0
+
+
+def _pace(launch: Launch, header: Header, runtime: Runtime) -> Pace:
+    """The pace to keep: ``up --pace`` for this up, else the one the agent was built or last ran with.
+
+    Checked against the family before the agent is up: a real-time factor
+    on a family whose runtime has no time step is one line for ``hera up``.
+    """
+    from hera.pace import PaceError, parse
+
+    given = launch.pace if launch.pace is not None else header.pace
+    try:
+        pace = parse(given)
+        pace.rate(runtime.seconds_per_iteration, header.family.name)
+    except PaceError as exc:
+        kept = launch.pace is None  # the agent's own pace (from its build, or its last run): say how to replace it
+        raise HeraError(str(exc), hint=f"the agent keeps pace {given}; up it with --pace N/s" if kept else None) from None
+    return pace
 
 
 def main(argv: list[str] | None = None) -> int:

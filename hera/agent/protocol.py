@@ -35,7 +35,7 @@ import hmac
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 MAX_MESSAGE = 1 << 20
 #: The most bytes one ``feed`` may carry: the longest line ``hera signal SIGTTIN`` feeds, newline included.
@@ -67,7 +67,14 @@ Op = Literal[
     "signal",
     "probes",
     "record",
+    "pace",
 ]
+
+
+class Args(BaseModel):
+    """An operation's arguments; each op's model (``ARGS``) is the one place they are checked."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Request(BaseModel):
@@ -75,10 +82,15 @@ class Request(BaseModel):
     id: int = Field(ge=0, lt=2**53)
     op: Op
     args: dict[str, Any] = Field(default_factory=dict)
+    #: The arguments as their op's model, once :func:`decode_request` validated them (never sent).
+    _parsed: Args | None = PrivateAttr(default=None)
 
-
-class Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    @property
+    def parsed(self) -> Args:
+        """The validated arguments: what the agent's handlers receive, never the raw dict."""
+        if self._parsed is None:
+            self._parsed = ARGS.get(self.op, NoArgs).model_validate(self.args)
+        return self._parsed
 
 
 class NoArgs(Args):
@@ -161,6 +173,19 @@ class RecordArgs(Args):
     n: int = Field(200, ge=1, le=20000)
 
 
+class PaceArgs(Args):
+    """``pace``: how fast the agent may iterate while running (``max``, ``N/s``, ``Fx``; see :mod:`hera.pace`)."""
+
+    pace: str = Field(max_length=64)
+
+    @field_validator("pace")
+    @classmethod
+    def _a_pace(cls, value: str) -> str:
+        from hera.pace import parse
+
+        return parse(value).text
+
+
 ARGS: dict[str, type[Args]] = {
     "step": StepArgs,
     "breakpoint_add": BreakpointAddArgs,
@@ -170,6 +195,7 @@ ARGS: dict[str, type[Args]] = {
     "attach": AttachArgs,
     "signal": SignalArgs,
     "record": RecordArgs,
+    "pace": PaceArgs,
 }
 
 
@@ -210,9 +236,11 @@ def decode_request(line: bytes) -> Request:
         raise ProtocolError(f"bad request: {_first_error(exc)}") from None
     # Each operation's arguments, by name and strict type; unknown ones are refused.
     try:
-        request.args = ARGS.get(request.op, NoArgs).model_validate(request.args).model_dump(exclude_unset=True)
+        parsed = ARGS.get(request.op, NoArgs).model_validate(request.args)
     except ValidationError as exc:
         raise ProtocolError(f"bad request: {request.op}: {_first_error(exc, 'args')}") from None
+    request.args = parsed.model_dump(exclude_unset=True)
+    request._parsed = parsed
     return request
 
 

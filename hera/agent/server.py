@@ -7,6 +7,16 @@ the loop publishes, so it comes back within milliseconds however long a batch
 runs. One controller at a time holds the prompt (``attach``); any number may
 watch.
 
+Who holds the prompt is the truth behind MODE: ``attached`` while a holder's
+connection is open, else ``daemon`` (upped with ``--daemon``) or
+``detached``. The holder is released by its ``detach``, by its connection
+closing, by SIGHUP and SIGCONT (:meth:`ControlServer.release`) and by a
+forced ``attach`` of another controller. What others do to the agent while a
+controller holds it (a signal, a request on another connection, taking the
+prompt) is queued on the holder's connection as events, at most
+``MAX_EVENTS``, and handed to it with its next ``status``
+(docs/protocol.md, "Holding the prompt").
+
 Anyone on the host can open connections to a loopback port, and the agent's
 own user can open as many to its unix socket as they like, so what a
 connection can cost the agent is bounded (docs/protocol.md, "Limits"):
@@ -36,6 +46,7 @@ import socket
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +75,8 @@ ACCEPT_BACKOFF = (0.01, 0.5)
 REAP_SECONDS = 0.25
 #: A warning that a peer can provoke is logged at most this often (per kind), with a count of the rest.
 WARN_SECONDS = 5.0
+#: Events kept for the controller holding the prompt until its next ``status``; older ones are dropped.
+MAX_EVENTS = 32
 
 
 def _unread_line(sock: socket.socket) -> bool:
@@ -105,6 +118,19 @@ class Connection:
     active: float = field(default_factory=time.monotonic)
     #: A unix peer vouched for by SO_PEERCRED, or a TCP peer that sent a validly signed message.
     authenticated: bool = False
+    #: The peer's pid (SO_PEERCRED) on the unix socket; a TCP peer's is not known.
+    peer_pid: int | None = None
+    #: What others did while this connection held the prompt, for its next ``status`` (appended and
+    #: popped whole: atomic in CPython, so the loop's thread and the connection's need no lock).
+    events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
+
+    @property
+    def who(self) -> str:
+        """How an event names this peer: ``pid 1234``, or ``a TCP client``."""
+        return f"pid {self.peer_pid}" if self.peer_pid is not None else f"a {self.kind.upper()} client"
+
+    def drain_events(self) -> list[dict[str, Any]]:
+        return [self.events.popleft() for _ in range(len(self.events))]
 
     def send(self, reply: Reply) -> None:
         with self.lock:
@@ -131,7 +157,11 @@ class ControlServer:
         self.key = key
         self.socket_path = socket_path
         self.listeners: list[tuple[socket.socket, str]] = []
+        #: Upped with --daemon (it serves TCP): MODE is ``daemon`` rather than ``detached`` while unheld.
+        self.daemon = tcp
         self.holder: Connection | None = None  # the controller holding the prompt
+        #: Called (on whichever thread changed it) when the holder changes: the status file is rewritten.
+        self.on_change: Callable[[], None] = lambda: None
         self._stop = threading.Event()
         #: Every open connection. Registered, shut down and closed only under ``_guard``, so a
         #: shutdown never reaches a descriptor number that a closed socket left for reuse.
@@ -216,11 +246,12 @@ class ControlServer:
         conn = Connection(sock, kind)
         try:
             if kind == "unix":
-                if not self._peer_allowed(sock):
+                peer = self._peer(sock)
+                if peer is None:
                     self._warn("peer", "refused a unix connection from another user")
                     sock.close()
                     return
-                conn.authenticated = True
+                conn.authenticated, conn.peer_pid = True, peer
             with self._guard:
                 self._make_room(conn)
                 self._connections.add(conn)
@@ -287,14 +318,14 @@ class ControlServer:
                         self._warn("deadline", f"closed a {conn.kind} connection that did not authenticate within {HANDSHAKE_SECONDS:g} s")
                         self._evict(conn)
 
-    def _peer_allowed(self, sock: socket.socket) -> bool:
-        """Only the agent's own user may use the unix socket (besides its 0600 mode)."""
+    def _peer(self, sock: socket.socket) -> int | None:
+        """The peer's pid, if it may use the unix socket: only the agent's own user (or root), besides its 0600 mode."""
         try:
             creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         except OSError:
-            return False
-        _, uid, _ = struct.unpack("3i", creds)
-        return uid in (os.getuid(), 0)
+            return None
+        pid, uid, _ = struct.unpack("3i", creds)
+        return pid if uid in (os.getuid(), 0) else None
 
     def _serve(self, conn: Connection) -> None:
         sock, kind = conn.sock, conn.kind
@@ -330,22 +361,28 @@ class ControlServer:
         except OSError:
             return
         finally:
-            if self.holder is conn:
-                self.holder = None
             self._forget(conn)
+            if self.holder is conn:  # its controller let go by closing (Ctrl-C Ctrl-C, its terminal killed)
+                self.holder = None
+                self.on_change()
 
     def _dispatch(self, conn: Connection, request: Request) -> None:
         if request.op in ("hello", "status"):
-            conn.send(Reply(id=request.id, ok=True, result=self.status()))
+            conn.send(Reply(id=request.id, ok=True, result=self.status(conn, events=request.op == "status")))
             return
         if request.op == "attach":
-            force = bool(request.args.get("force"))
-            if self.holder is not None and self.holder is not conn and not self.holder.closed and not force:
-                conn.send(Reply(id=request.id, ok=False, error="another controller holds the prompt"))
-                return
+            held = self.holding()
+            if held is not None and held is not conn:
+                if not (isinstance(request.parsed, protocol.AttachArgs) and request.parsed.force):
+                    conn.send(Reply(id=request.id, ok=False, error="another controller holds the prompt"))
+                    return
+                self.tell(held, "detached", f"{conn.who} took the prompt")
             self.holder = conn
+            if held is not conn:
+                self.on_change()
         if request.op == "detach" and self.holder is conn:
             self.holder = None
+            self.on_change()
         with conn.lock:
             busy = conn.pending >= MAX_PENDING
             if not busy:
@@ -361,5 +398,43 @@ class ControlServer:
 
         self.inbox.put(Call(request, respond, conn))
 
-    def status(self) -> dict[str, Any]:
-        return dict(self.snapshot, attached=self.holder is not None and not self.holder.closed)
+    # -- who holds the prompt ----------------------------------------------------------------------
+
+    def holding(self) -> Connection | None:
+        """The connection holding the prompt, if it is still open."""
+        holder = self.holder
+        return holder if holder is not None and not holder.closed else None
+
+    def presence(self) -> dict[str, Any]:
+        """MODE and who holds the agent, as they are now (never remembered from how it was upped)."""
+        holder = self.holding()
+        mode = "attached" if holder is not None else "daemon" if self.daemon else "detached"
+        return {"mode": mode, "holder_pid": holder.peer_pid if holder is not None else None, "attached": holder is not None}
+
+    def tell(self, conn: Connection, event: str, by: str, iteration: int | None = None) -> None:
+        """Queue an event for ``conn`` (the holder, or the one just released), read with its next ``status``."""
+        at = self.snapshot.get("iteration") if iteration is None else iteration
+        conn.events.append({"event": event, "by": by, "iteration": at})
+
+    def notify(self, event: str, by: str, iteration: int, source: Connection | None = None) -> None:
+        """The loop's state changed by ``by``: the holder hears of it, unless the request was its own."""
+        holder = self.holding()
+        if holder is not None and holder is not source:
+            self.tell(holder, event, by, iteration)
+
+    def release(self, by: str, iteration: int) -> None:
+        """SIGHUP or SIGCONT: the spec has them detach the terminal; its holder is told so."""
+        holder = self.holding()
+        self.holder = None
+        if holder is not None:
+            self.tell(holder, "detached", by, iteration)
+            self.on_change()
+
+    def status(self, conn: Connection | None = None, *, events: bool = False) -> dict[str, Any]:
+        """The loop's snapshot with MODE and the holder now; for ``conn``, whether it holds, and its events."""
+        answer = dict(self.snapshot, **self.presence())
+        if conn is not None:
+            answer["you_hold"] = self.holding() is conn
+            if events:
+                answer["events"] = conn.drain_events()
+        return answer

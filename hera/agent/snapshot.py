@@ -15,8 +15,8 @@ from hera.runtime import Runtime
 
 
 def write_snapshot(runtime: Runtime, names: Any, runtime_dir: str, uuid: str) -> Path:
-    from hera.instance.codec import write_array
     from hera.instance.atomic import atomic_write
+    from hera.instance.codec import write_array
 
     arrays = runtime.export_state()
     if names:
@@ -50,8 +50,8 @@ def read_snapshot(path: Path) -> tuple[int, dict[str, Any]]:
     import os
     import stat
 
-    from hera.instance.codec import ArrayEntry, data_length_hint
     from hera.errors import HeraError
+    from hera.instance.codec import ArrayEntry, data_length_hint
     from hera.instance.scanner import Scanner
 
     path = Path(path)

@@ -20,9 +20,10 @@ from hera.commands import (
     install,
     layouts,
     logs,
+    pace,
     signal,
     uninstall,
     up,
 )
 
-COMMANDS = [build, install, up, down, signal, agents, inspect, logs, checkpoint, copy, grow, uninstall, destroy, families, layouts, devices, info]
+COMMANDS = [build, install, up, down, signal, pace, agents, inspect, logs, checkpoint, copy, grow, uninstall, destroy, families, layouts, devices, info]

@@ -144,7 +144,8 @@ class LiveStatus(BaseModel):
     written_at: float = Field(default_factory=time.time)
 
     def write(self, target: Path) -> None:
-        _write_private(target, self.model_dump_json())
+        """Atomic (a fresh temporary renamed into place) but not fsynced: rewritten every second, gone at reboot."""
+        _write_private(target, self.model_dump_json(), sync=False)
 
     @classmethod
     def read(cls, path: Path) -> LiveStatus | None:
@@ -157,11 +158,25 @@ class LiveStatus(BaseModel):
             return None
 
 
-def _write_private(target: Path, text: str) -> None:
-    from hera.instance.atomic import atomic_write
+def _write_private(target: Path, text: str, *, sync: bool = True) -> None:
+    """``text`` as ``target``, 0600, atomically; created fresh (``O_EXCL|O_NOFOLLOW``), so no planted link catches it."""
+    from hera.instance.atomic import atomic_write, temporary_path
 
-    with atomic_write(target, 0o600) as out:
-        out.write(text.encode())
+    if sync:
+        with atomic_write(target, 0o600) as out:
+            out.write(text.encode())
+        return
+    tmp = temporary_path(target)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_private(path: Path) -> str:

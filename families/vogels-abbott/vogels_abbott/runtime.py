@@ -68,6 +68,7 @@ class CubaRuntime(Runtime):
         self.params = params
         self.seed = seed
         self.model = model = Model.from_params(params)
+        self.seconds_per_iteration = params.dt_ms / 1000.0  # what a real-time pace (1x) is measured by
         self.arch = arch
         #: one launch for many iterations (CPU), or one launch per iteration with parallel phases (GPU)
         self.fused = is_cpu(initialised_arch() or arch) if fused is None else fused
