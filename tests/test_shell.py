@@ -23,75 +23,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from terminalkit import TIMEOUT, Terminal, agents_json, number, open_terminal, opened_terminals, pexpect
 
-from agent_helpers import build, reap_agents, request, tick_world, up_daemon, wait_for
+from agent_helpers import build, reap_agents, request, tick_world, up_daemon, up_daemons, wait_for
 from herakit import World
-
-pexpect = pytest.importorskip("pexpect")
-
-#: Long enough for a loaded 2-core machine to start Python, xonsh and an agent; short enough that a hang fails.
-TIMEOUT = 60
-#: Terminal escape sequences: CSI, OSC (ended by BEL or ST), two-byte escapes.
-ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
-#: The hera shell's prompt: ``hera> ``, or ``hera CALLSIGN[STATE @ITERATION]> `` while attached.
-PROMPT = re.compile(r"hera(?: (?P<callsign>[\w-]+)\[(?P<state>\w+)(?: @(?P<iteration>\d+))?\])?> ")
-
-
-def plain(text: str) -> str:
-    """What a terminal would show of ``text``: no escape sequences, ``\\n`` line ends."""
-    return ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "")
-
-
-class Terminal:
-    """One terminal with hera running in it: type lines and keys, read what comes back."""
-
-    def __init__(self, world: World, *args: str, term: str = "dumb", program: list[str] | None = None) -> None:
-        argv = program or [sys.executable, "-m", "hera", *args]
-        env = dict(world.env, TERM=term)
-        self.child = pexpect.spawn(
-            argv[0], argv[1:], env=env, cwd=str(world.workdir), encoding="utf-8", timeout=TIMEOUT, dimensions=(50, 200)
-        )
-        self.prompt: re.Match[str] | None = None
-
-    def wait_prompt(self) -> str:
-        """Wait for the next prompt; return what came before it, as plain text."""
-        self.child.expect(PROMPT)
-        self.prompt = PROMPT.search(self.child.after)
-        return plain(self.child.before)
-
-    def wait(self, pattern: str) -> re.Match[str]:
-        """Wait for ``pattern`` (a regular expression) on the screen; the match."""
-        self.child.expect(pattern)
-        return self.child.match
-
-    def run(self, line: str) -> str:
-        """Type ``line`` and Enter at the prompt; what it printed (the echoed line left out)."""
-        self.child.sendline(line)
-        out = self.wait_prompt()
-        echoed, _, rest = out.partition("\n")
-        assert line[:20] in echoed, f"{line!r} was not echoed: {out!r}"
-        return rest.strip()
-
-    @property
-    def state(self) -> tuple[str | None, str | None, int | None]:
-        """(callsign, state, iteration) in the last prompt; all None when no agent is attached."""
-        assert self.prompt is not None
-        iteration = self.prompt["iteration"]
-        return self.prompt["callsign"], self.prompt["state"], int(iteration) if iteration else None
-
-    def exit(self, how: str = "exit") -> int:
-        """Leave the shell (``exit``, or ``eof`` for Ctrl-D); its exit status."""
-        if how == "eof":
-            self.child.sendeof()
-        else:
-            self.child.sendline("exit")
-        self.child.expect(pexpect.EOF)
-        self.child.close()
-        return self.child.exitstatus
-
-    def close(self) -> None:
-        if self.child.isalive():
-            self.child.close(force=True)
 
 
 @pytest.fixture
@@ -103,30 +38,8 @@ def world(hera: World) -> Iterator[World]:
 
 
 @pytest.fixture
-def terminals(world: World) -> Iterator[list[Terminal]]:
-    """Open terminals of a test, closed (their processes killed) at its end whatever happened."""
-    opened: list[Terminal] = []
-    yield opened
-    for terminal in opened:
-        terminal.close()
-
-
-def open_terminal(world: World, terminals: list[Terminal], *args: str, **options: object) -> Terminal:
-    terminal = Terminal(world, *args, **options)  # type: ignore[arg-type]
-    terminals.append(terminal)
-    return terminal
-
-
-def agents_json(world: World) -> dict[str, dict]:
-    """``hera agents --json`` by callsign."""
-    result = world("agents", "--json", check=True)
-    return {row["callsign"]: row for row in json.loads(result.out)}
-
-
-def number(text: str) -> int:
-    """The integer a Python expression printed."""
-    assert re.fullmatch(r"\d+", text), f"expected a number, got {text!r}"
-    return int(text)
+def terminals() -> Iterator[list[Terminal]]:
+    yield from opened_terminals()
 
 
 def test_walk_build_up_step_breakpoints_state_io_status_plot_detach_reattach_down(world, terminals):
@@ -241,7 +154,8 @@ def test_up_interactive_exit_resumes_ctrl_z_prompts_ctrl_c_standby_twice_detache
     fg.child.sendline("exit")
     fg.wait(rf"{agent.callsign} running again from iteration {reached} ")
     wait_for(lambda: agents_json(world)[agent.callsign]["iteration"] > reached, 20, "the agent to run on")
-    assert agents_json(world)[agent.callsign]["state"] == "running"
+    row = agents_json(world)[agent.callsign]
+    assert (row["state"], row["mode"]) == ("running", "attached")  # the controller holds it again
     assert fg.child.isalive()
 
     # Ctrl-Z pauses the inner loop and brings the debug prompt back, attached where it stopped.
@@ -269,6 +183,31 @@ def test_up_interactive_exit_resumes_ctrl_z_prompts_ctrl_c_standby_twice_detache
     assert world("--uuid", agent.uuid, "down").rc == 0
 
 
+def test_attach_names_an_agent_three_ways_and_state_names_its_arrays(world, terminals):
+    """Defect 8: with two agents up, attach's hint is attach's own syntax; a missing array names those there are."""
+    build(world, "a.json")
+    build(world, "b.json")
+    a, b = up_daemons(world, ("a.json", "--paused"), ("b.json", "--paused"))
+    shell = open_terminal(world, terminals)
+    shell.wait_prompt()
+    refused = shell.run("attach")
+    assert refused.startswith("hera: 2 agents are up (") and refused.endswith(
+        "say which to attach; 'attach ID' (a UUID prefix or callsign), or 'attach --uuid PREFIX' / 'attach --callsign NAME'"
+    ), refused
+    assert shell.run(f"attach --uuid {a.uuid[:4]}").startswith(f"attached <agent {a.callsign} paused @0>")
+    assert shell.run(f"attach --callsign {b.callsign}").startswith(f"attached <agent {b.callsign} paused @0>")
+    assert shell.run(f"attach {a.uuid[:8]}").startswith(f"attached <agent {a.callsign} paused @0>")
+    assert shell.state == (a.callsign, "paused", 0)
+
+    assert shell.run("agent.state") == f"<agent.state of {a.callsign}: counts, pending, ring, weights>"
+    missing = shell.run('agent.state["wieghts"]')
+    assert missing == (  # one line, KeyError's kind
+        f"hera.shell.handle.NoSuchArray: {a.callsign} has no state array 'wieghts'; its arrays: counts, pending, ring, weights"
+    ), missing
+    assert shell.run('"wieghts" in agent.state, agent.state.get("wieghts")') == "(False, None)"
+    assert shell.exit() == 0
+
+
 def test_up_interactive_after_n_opens_the_prompt_at_exactly_n(world, terminals):
     agent = build(world, "after.json")
     fg = open_terminal(world, terminals, "up", "after.json", "--interactive", "--after", "250")
@@ -276,7 +215,7 @@ def test_up_interactive_after_n_opens_the_prompt_at_exactly_n(world, terminals):
     assert fg.state == (agent.callsign, "paused", 250)
     assert number(fg.run("agent.iteration")) == 250
     fg.child.sendline("exit")
-    fg.wait(rf"running again from iteration 250 ")
+    fg.wait(r"running again from iteration 250 ")
     # Down from another terminal: the controller reports it and exits.
     assert world("--uuid", agent.uuid, "down").rc == 0
     fg.wait(rf"down {agent.callsign} at iteration \d+")

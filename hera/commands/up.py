@@ -6,29 +6,41 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from hera.cli import AGENT_OPTIONS, agent_argument
+from hera.commands import report
+from hera.pace import argument as pace_argument
+
+GLOBALS = (*AGENT_OPTIONS, "device")
 HELP = "up an agent: load it onto a device and run its inner loop"
 EXAMPLE = """\
 examples:
-  hera up 3f2a9c1e-....json          # installs the file on first up
-  hera --uuid 3f2a up --daemon        # detach at once; prints pid, port, connection file
-  hera --uuid 3f2a up --simulate      # the loading plan, touching no device
-  hera --uuid 3f2a up --silent &      # quiet, safe in the background
+  hera up 3f2a9c1e-....json            # installs the file on first up
+  hera up 3f2a -d                      # an installed agent by UUID prefix or callsign; detach at once
+  hera up brisk-otter --daemon --json  # what was started (pid, port, connection file) as JSON
+  hera up 3f2a --simulate              # the loading plan, touching no device
+  hera up 3f2a --silent &              # quiet, safe in the background
 
-Normal mode prints a banner and stays in the foreground until the agent goes
-down: Ctrl-C puts the agent in standby, Ctrl-Z pauses its inner loop (then
-'hera --uuid X signal SIGCONT' continues it). Closing the terminal leaves the
-agent running, detached. The agent runs in a process of its own; 'hera down'
+Normal mode prints a banner and holds the agent in this terminal until it goes
+down: Ctrl-Z pauses the inner loop and opens the debug prompt (the hera shell,
+attached; leaving it resumes the loop); Ctrl-C puts the agent in standby, and
+a second Ctrl-C detaches, leaving it up. Closing the terminal, or SIGHUP or
+SIGCONT sent to the agent from anywhere, detaches too. Ctrl-C while it loads
+brings it up in standby. The agent runs in a process of its own; 'hera down'
 from any terminal stops it and saves its complete state to the cache."""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("up", help=HELP, description=HELP + ".", epilog=EXAMPLE)
-    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="instance file (installed implicitly)")
+    agent_argument(parser, "the agent to up (a file is installed on its first up)")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--daemon", action="store_true", help="detach at once; talk to it through its ports")
+    mode.add_argument("-d", "--daemon", action="store_true", help="detach at once; talk to it through its ports")
     mode.add_argument("--silent", action="store_true", help="print nothing (safe in the background)")
     parser.add_argument("--simulate", action="store_true", help="show the loading plan and whether it fits; start nothing")
     parser.add_argument("--paused", action="store_true", help="load, then wait paused at the current iteration")
+    parser.add_argument(
+        "--pace", type=pace_argument, metavar="PACE",
+        help="how fast it may iterate: max, N/s or Fx (real time); kept with the agent (see 'hera pace')",
+    )
     parser.add_argument(
         "--as-new", action="store_true", help="up FILE as a new agent (fresh UUID and callsign), e.g. a copy of an installed one"
     )
@@ -38,21 +50,24 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--after", type=int, metavar="N", help="with --interactive: run N iterations first, then pause and open the prompt"
     )
+    report.add_options(parser)
     return parser
 
 
 def run(ctx: Any) -> int:
 
     from hera import devices, family as families
-    from hera.manager.files import Launch
     from hera.commands import target
-    from hera.errors import Conflict, HeraError
+    from hera.errors import Conflict, HeraError, UsageError
+    from hera.manager.files import Launch
 
     args = ctx.args
     if args.after is not None and (not args.interactive or args.after < 0):
         raise HeraError("--after N needs --interactive and N >= 0")
     if args.interactive and (args.daemon or args.silent):
         raise HeraError("--interactive cannot be combined with --daemon or --silent")
+    if (args.json or args.quiet) and not args.daemon and ctx.shell is None:
+        raise UsageError("--json and -q go with --daemon", hint="in the foreground, --silent prints nothing")
     from hera.cache.paths import runtime_dir
 
     where = target.locations(ctx)
@@ -106,6 +121,7 @@ def run(ctx: Any) -> int:
         # --after: paused until its breakpoint is set, or a fast agent would be past it already
         start_state="paused" if args.paused or args.interactive else "running",
         autosave_interval=settings.autosave_interval,
+        pace=args.pace,
     )
     # Checked again and claimed under the store's lock, which destroy and uninstall take too.
     process, status = manager.start(launch)
@@ -116,35 +132,62 @@ def run(ctx: Any) -> int:
         with manager.client() as client:
             client.request("breakpoint_add", kind="iteration", value=status["iteration"] + args.after)
             client.request("run")
+    interrupted = bool(status.get("interrupted"))
     if ctx.shell is not None and not args.daemon:
         # In the hera shell the shell is the controller: attach and give the prompt back.
         handle = ctx.shell.attach(manager, pause=args.paused)
         ctx.out.write(f"up {header.callsign} {agent.uuid} (pid {process.pid}) on {device.id}; attached {handle!r}\n")
-        return 0
+        return 0  # interrupted while it loaded: it is up in standby, held by this shell
     if args.daemon:
-        ctx.out.write(
+        connection = where.runtime_dir / (agent.uuid + ".connection.json")
+        line = (
             f"up {header.callsign} {agent.uuid} pid {process.pid} device {device.id} "
-            f"port {status.get('tcp_port')} connection {where.runtime_dir / (agent.uuid + '.connection.json')}\n"
+            f"port {status.get('tcp_port')} connection {connection}"
         )
-        return 0
+        facts = {
+            "callsign": header.callsign,
+            "uuid": agent.uuid,
+            "pid": process.pid,
+            "device": device.id,
+            "port": status.get("tcp_port"),
+            "connection": str(connection),
+            "state": status.get("state"),
+            "iteration": status.get("iteration"),
+        }
+        report.done(ctx, line, facts)
+        return _interrupted(ctx, agent, status) if interrupted else 0
     if not args.silent:
         fallback = " (no usable CUDA GPU: the CPU)" if settings.device == "auto" and device.kind == "cpu" else ""
+        loading = " (Ctrl-C while it loaded: nothing ran)" if interrupted else ""
         ctx.out.write(
             f"up {header.callsign} {agent.uuid} (pid {process.pid}) on {device.id}{fallback}, "
-            f"{status['state']} from iteration {status['iteration']}\n"
-            "Ctrl-C: standby   Ctrl-Z: pause   'hera down' in another terminal: stop and save\n"
+            f"{status['state']} from iteration {status['iteration']}{loading}\n"
+            "Ctrl-Z: pause and prompt   Ctrl-C: standby, twice: detach   'hera down' in another terminal: stop and save\n"
         )
         ctx.out.flush()
     from hera.commands.foreground import stay
+    from hera.manager.files import log_path
 
-    return stay(ctx, manager, process, quiet=args.silent, prompt=args.interactive, after=args.after)
+    log = log_path(launch.log_dir, agent.uuid)
+    return stay(ctx, manager, process, quiet=args.silent, log=log, prompt=args.interactive, after=args.after)
+
+
+def _interrupted(ctx: Any, agent: Any, status: dict[str, Any]) -> int:
+    """Ctrl-C while the agent loaded and nothing holds it now: it is up in standby; say so, exit as interrupted."""
+    short = agent.uuid[:8]
+    ctx.err.write(
+        f"hera: interrupted; {agent.callsign} is up in standby at iteration {status.get('iteration')}, nothing lost "
+        f"('hera --uuid {short} signal SIGCONT' runs it, 'hera down {short}' stops it)\n"
+    )
+    ctx.err.flush()
+    return 130
 
 
 def _previous_header(agent: Any) -> Any:
     """The header of the previous good save kept beside a damaged cached file, or None (the agent loads it)."""
-    from hera.instance.atomic import previous_path
     from hera.errors import HeraError
     from hera.instance import read_header
+    from hera.instance.atomic import previous_path
 
     try:
         return read_header(previous_path(agent.path), follow=False)
@@ -175,10 +218,9 @@ def _select_or_install(ctx: Any) -> tuple[Any, Any]:
     from hera.commands import target
     from hera.errors import NotFound
 
-    file = ctx.args.file
+    file = target.positional(ctx, ctx.args.file)
     if file is None:
         return target.select(ctx, verb="up")
-    file = file if file.is_absolute() else ctx.workdir / file
     try:
         if not ctx.args.as_new:
             store, agent = target.select(ctx, file, verb="up")
@@ -186,8 +228,8 @@ def _select_or_install(ctx: Any) -> tuple[Any, Any]:
             return store, agent
     except NotFound:
         if ctx.args.simulate:  # a plan touches nothing: not the device, not the cache
-            from hera.instance import read_header
             from hera.cache.store import Agent
+            from hera.instance import read_header
 
             return target.user_store(ctx), Agent(file, "file", read_header(file))
     from hera.commands.install import check_params

@@ -7,6 +7,12 @@ signals and hang-up reach only the controller, which decides what the agent
 should do with them. It reports READY or ERROR on a pipe; anything it prints
 goes to its log.
 
+Ctrl-C while the agent loads does not abandon it half up, nor leave it
+running with nobody watching: the interrupt is noted, passed on to the agent
+as SIGINT once it has its handlers (its title says so), and the controller
+keeps waiting; the agent comes up in standby, nothing lost, and the status
+returned says ``interrupted``.
+
 The controller writes the new process's pid-file itself, under the store's
 lock, the moment the process exists: so an agent is "up" for every other
 command before it opens its cached file, and ``destroy`` or ``uninstall``
@@ -19,16 +25,19 @@ import contextlib
 import json
 import os
 import select
+import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from hera import children
 from hera.cache import pidfile
+from hera.errors import AgentFailed, HeraError
 from hera.manager.files import Launch, log_path
-from hera.errors import HeraError
 
 READY_TIMEOUT = 300.0
 
@@ -40,7 +49,9 @@ def start(
 
     ``claim`` (the store's lock, see :meth:`hera.cache.store.Store.claimed`) is
     held only while the process is started and its pid-file written for it,
-    not while it loads: from then on every command sees the agent as up.
+    not while it loads: from then on every command sees the agent as up. A
+    Ctrl-C meanwhile (see :class:`Interrupt`) brings it up in standby, with
+    ``"interrupted": True`` in the status.
     """
     from hera.cache.paths import private_dir
 
@@ -50,33 +61,104 @@ def start(
     private_dir(absolute["log_dir"])
     read_fd, write_fd = os.pipe()
     launch = launch.model_copy(update={"ready_fd": write_fd, **absolute})
-    try:
-        with claim if claim is not None else contextlib.nullcontext():
-            process = _spawn(launch, write_fd)
-            _claim(launch, process)
-    except BaseException:
-        os.close(read_fd)
-        raise
-    finally:
-        os.close(write_fd)
-    try:
-        line = _read_line(read_fd, process, timeout)
-    except HeraError:
-        pidfile.remove(launch.runtime_dir, launch.uuid, process.pid)
-        raise
-    finally:
-        os.close(read_fd)
+    interrupt = Interrupt()
+    with interrupt.noting():
+        try:
+            with claim if claim is not None else contextlib.nullcontext():
+                process = _spawn(launch, write_fd)
+                interrupt.process = process
+                _claim(launch, process)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        try:
+            line = _read_line(read_fd, process, timeout, interrupt)
+        except HeraError:
+            pidfile.remove(launch.runtime_dir, launch.uuid, process.pid)
+            raise
+        finally:
+            os.close(read_fd)
     word, _, payload = line.partition(" ")
     if word == "READY":
-        return process, json.loads(payload)
+        status = json.loads(payload)
+        return process, _standby(launch, status) if interrupt.noted else status
     process.wait(timeout=30)
     pidfile.remove(launch.runtime_dir, launch.uuid, process.pid)  # the claim of a process that never came up
     if word == "ERROR":
-        raise HeraError(json.loads(payload))
-    raise HeraError(
+        raise AgentFailed(json.loads(payload))  # the agent's own failure: exit status 5
+    raise AgentFailed(
         f"the agent process exited ({process.returncode}) before it was up",
         hint=f"see its log: {log_path(launch.log_dir, launch.uuid)}",
     )
+
+
+class Interrupt:
+    """Ctrl-C (SIGINT) while an agent starts: noted here, and passed on to the agent once it can take it.
+
+    The agent notes SIGINT for its loop (standby) from the moment its own
+    handlers are in, which its process title shows; before that, SIGINT
+    would kill the interpreter as it starts. So the signal waits for the
+    title, and the first status after READY is a ``standby`` request in any
+    case: the agent never runs a batch with nobody holding it.
+    """
+
+    def __init__(self) -> None:
+        self.noted = False
+        self.passed_on = False
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @contextlib.contextmanager
+    def noting(self) -> Iterator[None]:
+        """SIGINT noted instead of raised, while the block runs (only the main thread can catch signals)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self._note)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.noted = True
+        self.pass_on()
+
+    def pass_on(self) -> None:
+        """SIGINT to the agent, once, if one was noted and the agent has its handlers."""
+        process = self.process
+        if not self.noted or self.passed_on or process is None or process.poll() is not None:
+            return
+        if _titled(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGINT)
+            self.passed_on = True
+
+
+def _titled(pid: int) -> bool:
+    """Whether the agent process has titled itself, which it does once its signal handlers are in."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read(len(pidfile.TITLE_PREFIX)).decode("utf-8", "replace") == pidfile.TITLE_PREFIX
+    except OSError:
+        import psutil
+
+        try:
+            return " ".join(psutil.Process(pid).cmdline()).startswith(pidfile.TITLE_PREFIX)
+        except psutil.Error:
+            return False
+
+
+def _standby(launch: Launch, status: dict[str, Any]) -> dict[str, Any]:
+    """The interrupted agent put in standby (the SIGINT it was sent may not have reached its loop yet)."""
+    from hera.manager.client import AgentClient
+    from hera.manager.files import RuntimeFiles
+
+    with AgentClient.unix(RuntimeFiles(launch.runtime_dir, launch.uuid).socket) as client:
+        standby = dict(client.request("standby"))
+    kept = {"warning": status["warning"]} if status.get("warning") else {}
+    return {**standby, **kept, "interrupted": True}
 
 
 def _claim(launch: Launch, process: subprocess.Popen[bytes]) -> None:
@@ -106,15 +188,17 @@ def _spawn(launch: Launch, write_fd: int) -> subprocess.Popen[bytes]:
         os.close(log)
 
 
-def _read_line(fd: int, process: subprocess.Popen[bytes], timeout: float) -> str:
+def _read_line(fd: int, process: subprocess.Popen[bytes], timeout: float, interrupt: Interrupt) -> str:
     deadline = time.monotonic() + timeout
     data = b""
     while not data.endswith(b"\n"):
+        interrupt.pass_on()
         left = deadline - time.monotonic()
         if left <= 0:
             process.kill()
             raise HeraError(f"the agent did not come up within {timeout:.0f} s; it was killed")
-        ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+        # Quick turns while an interrupt waits for the agent to take it; select is not cut short by it.
+        ready, _, _ = select.select([fd], [], [], min(left, 0.05 if interrupt.noted and not interrupt.passed_on else 0.5))
         if not ready:
             continue
         chunk = os.read(fd, 65536)

@@ -80,7 +80,7 @@ def candidates(words: list[str], index: int, prefix: str, aliases: set[str]) -> 
 
 #: The shell's own commands (not subcommands of the one-shot ``hera``) and their options.
 _OWN_OPTIONS = {
-    "attach": ["--force", "--help", "--pause"],
+    "attach": ["--callsign", "--force", "--help", "--pause", "--uuid"],
     "detach": ["--help"],
     "status": ["--help"],
     "plot": ["--help", "--iterations", "--no-open", "--output"],

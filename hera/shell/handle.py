@@ -7,10 +7,12 @@ State arrays come back as numpy arrays (numpy is imported only when asked).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hera.errors import HeraError
+from hera.errors import AgentFailed, HeraError
 
 if TYPE_CHECKING:  # the client brings pydantic: a shell that attaches nothing never imports it
     from hera.manager import AgentManager
@@ -55,11 +57,20 @@ class Breakpoints:
         return "\n".join(f"{bp['id']}: {bp['kind']} {bp['value']}" for bp in items)
 
 
+class NoSuchArray(KeyError):
+    """``agent.state[NAME]`` for a name the brain lacks: a KeyError, so ``in`` and ``.get`` work, whose
+    one-line message lists the names it has (a bare ``KeyError: 'wieghts'`` says nothing of them)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class State(Mapping[str, Any]):
     """``agent.state``: the brain's arrays, pulled from the device when read."""
 
-    def __init__(self, client: AgentClient) -> None:
+    def __init__(self, client: AgentClient, callsign: str = "the agent") -> None:
         self._client = client
+        self._callsign = callsign
         self._names: list[str] | None = None
 
     def _pull(self, names: list[str] | None) -> dict[str, Any]:
@@ -74,8 +85,12 @@ class State(Mapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         try:
             return self._pull([name])[name]
-        except HeraError as exc:
-            raise KeyError(name) from exc
+        except AgentFailed as exc:
+            if "no state array" not in exc.message:
+                raise
+            listed = re.search(r"arrays: (.*)$", exc.message)
+            names = listed[1] if listed else ", ".join(self)
+            raise NoSuchArray(f"{self._callsign} has no state array {name!r}; its arrays: {names}") from None
 
     def __iter__(self) -> Iterator[str]:
         if self._names is None:
@@ -89,6 +104,10 @@ class State(Mapping[str, Any]):
         """Every array at once (one pull)."""
         return self._pull(None)
 
+    def __repr__(self) -> str:
+        """What there is to read, by name (the names are pulled once; the arrays only when read)."""
+        return f"<agent.state of {self._callsign}: {', '.join(sorted(self))}>"
+
 
 class AgentHandle:
     """The attached agent."""
@@ -100,11 +119,39 @@ class AgentHandle:
         self.callsign = manager.callsign
         self._on_down = on_down
         self.breakpoints = Breakpoints(client)
-        self.state = State(client)
+        self.state = State(client, self.callsign)
+        #: The agent's pid, from its answer to ``attach``: waited on when it goes down elsewhere.
+        self.pid: int | None = None
+        #: Whether the agent let this shell go (SIGHUP, SIGCONT, another controller's attach --force).
+        self.let_go = False
+        self._events: list[dict[str, Any]] = []
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
-        """State, iteration, rate, breakpoints, stats: answered at once, even mid-batch."""
-        return dict(self.client.request("status", timeout=timeout))
+        """State, iteration, rate, breakpoints, stats: answered at once, even mid-batch.
+
+        What others did to the agent comes with it (``events``, ``you_hold``):
+        kept for the shell's next prompt (:meth:`take_news`), whoever asked.
+        """
+        status = dict(self.client.request("status", timeout=timeout))
+        self._events += status.pop("events", None) or []
+        if status.get("you_hold") is False:
+            self.let_go = True
+        return status
+
+    def take_news(self, status: dict[str, Any]) -> tuple[list[str], bool]:
+        """The lines for what others did since the last look, and whether the agent let this shell go."""
+        from hera.commands.foreground import event_lines
+
+        events, self._events = self._events, []
+        return event_lines(self.callsign, {**status, "events": events, "you_hold": not self.let_go})
+
+    def log_path(self) -> Path:
+        """The agent's log, where it says why it went down."""
+        from hera import cli
+        from hera.commands import target
+        from hera.manager.files import log_path
+
+        return log_path(target.locations(cli.context("logs")).state_dir / "logs", self.uuid)
 
     @property
     def iteration(self) -> int:
@@ -128,6 +175,18 @@ class AgentHandle:
 
     def standby(self) -> str:
         return self._say(self.client.request("standby"))
+
+    def pace(self, pace: str | None = None) -> str:
+        """The pace it keeps while running (``max``, ``N/s``, ``Fx``); ``pace("50/s")`` sets it from now on."""
+        if pace is None:
+            return str(self.status()["pace"])
+        from hera.pace import PaceError, parse
+
+        try:
+            text = parse(pace).text
+        except PaceError as exc:
+            raise HeraError(str(exc)) from None
+        return str(self.client.request("pace", pace=text)["pace"])
 
     def feed(self, text: str) -> int:
         """Queue a line for the input area (a newline is added if missing)."""

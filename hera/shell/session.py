@@ -7,6 +7,9 @@
 * ``agent``: the attached agent as a Python object (see :mod:`hera.shell.handle`);
 * in the hera shell itself, a prompt that shows the attached agent and its
   state, and a bottom line with its live iteration and rate;
+* before each prompt, one line for each thing another process did to the
+  attached agent (paused, ran, stood by, downed it, or let this shell go:
+  then the shell detaches), as the foreground controller prints them;
 * completion of subcommands, options, families, layouts, uuids and callsigns.
 
 Loading this imports xonsh pieces but never Taichi, numpy or pydantic (the agent
@@ -34,6 +37,7 @@ def unthreadable(function: Any) -> Any:
     return mark(function)
 
 ALIASES_OWN = ("attach", "detach", "status", "plot")
+ATTACH_HINT = "'attach ID' (a UUID prefix or callsign), or 'attach --uuid PREFIX' / 'attach --callsign NAME'"
 #: Seconds one status answer serves the prompt and the status line (they ask on every redraw).
 STATUS_FRESH = 0.25
 #: How long a redraw waits for the agent before saying it is not answering.
@@ -70,6 +74,7 @@ class Session:
         self.handle: AgentHandle | None = None
         self._status: tuple[AgentHandle, float, dict[str, Any] | str] | None = None
         self.names: list[str] = []
+        self._news_handler: Any = None
 
     # -- attaching --------------------------------------------------------------------------------
 
@@ -79,7 +84,7 @@ class Session:
         agent = manager.agent
         client = manager.client()
         try:
-            client.request("attach", pause=pause, force=force)
+            attached = client.request("attach", pause=pause, force=force)
         except HeraError as exc:
             client.close()
             if "holds the prompt" in str(exc):
@@ -90,6 +95,7 @@ class Session:
             raise
         self.detach(quiet=True)  # only now: a failed attach keeps the agent this shell had
         self.handle = AgentHandle(client, manager, on_down=lambda: self.detach(quiet=True))
+        self.handle.pid = attached.get("pid")
         self.xsh.ctx["agent"] = self.handle
         return self.handle
 
@@ -119,17 +125,26 @@ class Session:
 
     def _attach_cli(self, args: list[str], out: Any, err: Any) -> int:
         from hera.commands import target
+        from hera.errors import UsageError
 
         parser = cli.Parser(prog="attach", description="attach this shell to an up agent")
         parser.add_argument("id", nargs="?", help="UUID, prefix or callsign (default: the only agent up)")
+        parser.add_argument("--uuid", metavar="PREFIX", help="the agent by UUID or its prefix")
+        parser.add_argument("--callsign", metavar="NAME", help="the agent by callsign or its prefix")
         parser.add_argument("--pause", action="store_true", help="pause its inner loop on attaching")
         parser.add_argument("--force", action="store_true", help="take the prompt from another controller")
         parsed = parse_alias(parser, args, err)
         if isinstance(parsed, int):
             return parsed
         try:
-            ctx = cli.context("attach", out=out, err=err, shell=self, identifier=parsed.id)
-            handle = self.attach(target.select_up(ctx, verb="attach"), pause=parsed.pause, force=parsed.force)
+            ctx = cli.context(
+                "attach", out=out, err=err, shell=self, identifier=parsed.id, uuid=parsed.uuid, callsign=parsed.callsign
+            )
+            try:
+                manager = target.select_up(ctx, verb="attach")
+            except UsageError as exc:  # several up, or several named: say it in attach's own words
+                raise UsageError(exc.message, hint=ATTACH_HINT) from None
+            handle = self.attach(manager, pause=parsed.pause, force=parsed.force)
             out.write(f"attached {handle!r}; 'agent' is it, 'detach' lets go\n")
             return 0
         except HeraError as exc:
@@ -194,6 +209,31 @@ class Session:
         self._status = (handle, time.monotonic(), status)
         return status
 
+    def news(self) -> None:
+        """Before a prompt: one line per thing another process did to the attached agent; detach if it let go.
+
+        xonsh's ``on_pre_prompt_format``: the lines come before the prompt,
+        and the prompt drawn next already shows what they say.
+        """
+        handle = self.handle
+        if handle is None:
+            return
+        self._status = None
+        status = self.live_status()
+        if status == "down":
+            from hera.commands.foreground import down_line
+
+            print(down_line(handle.manager.agent, handle.log_path(), pid=handle.pid), flush=True)
+            self.detach(quiet=True)
+            return
+        if isinstance(status, str):
+            return
+        lines, released = handle.take_news(status)
+        for line in lines:
+            print(line, flush=True)
+        if released:
+            self.detach(quiet=True)
+
     def prompt_field(self) -> str:
         """``hera``, or ``hera CALLSIGN[STATE @ITERATION]`` while attached (``[down]`` once it has gone)."""
         if self.handle is None:
@@ -212,7 +252,9 @@ class Session:
             return ""
         status = self.live_status()
         if status == "down":
-            return f"{self.handle.callsign} is down: 'detach', or 'up' it again and 'attach'"
+            return f"{self.handle.callsign} is down (Enter: detach)"
+        if not isinstance(status, str) and self.handle.let_go:
+            return f"{self.handle.callsign} was let go: another controller, SIGHUP or SIGCONT (Enter: detach)"
         if isinstance(status, str):
             return f"{self.handle.callsign} not answering (a long batch, or its process is stopped)"
         spikes = "  ".join(_flat(status.get("stats") or {}))
@@ -238,6 +280,13 @@ class Session:
         from hera.shell.completion import install_completer
 
         install_completer(self.xsh, self)
+        from xonsh.events import events
+
+        def news(**_: Any) -> None:  # a function: xonsh marks its handlers with an attribute
+            self.news()
+
+        self._news_handler = news
+        events.on_pre_prompt_format(news)
         env = self.xsh.env
         env["PROMPT_FIELDS"]["hera"] = self.prompt_field  # for a PROMPT of the user's own: "{hera}> "
         if prompt:
@@ -249,8 +298,13 @@ class Session:
             env["PROMPT_REFRESH_INTERVAL"] = 1.0
 
     def uninstall(self) -> None:
+        from xonsh.events import events
+
         from hera.shell.completion import uninstall_completer
 
+        if self._news_handler is not None:
+            events.on_pre_prompt_format.discard(self._news_handler)
+            self._news_handler = None
         self.detach(quiet=True)
         for name in self.names:
             self.xsh.aliases.pop(name, None)
