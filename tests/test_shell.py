@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from terminalkit import TIMEOUT, Terminal, agents_json, number, open_terminal, opened_terminals, pexpect
 
 from agent_helpers import build, reap_agents, request, tick_world, up_daemon, up_daemons, wait_for
 from herakit import World
+from terminalkit import TIMEOUT, Terminal, agents_json, number, open_terminal, opened_terminals, pexpect
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from terminalkit import TIMEOUT, Terminal, agents_json, open_terminal, opened_terminals, pexpect
 
 from agent_helpers import (
     Built,
@@ -33,6 +32,7 @@ from agent_helpers import (
     wait_for,
 )
 from herakit import World, one_error_line
+from terminalkit import TIMEOUT, Terminal, agents_json, open_terminal, opened_terminals, pexpect
 
 
 @pytest.fixture(scope="module")
