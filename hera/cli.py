@@ -2,7 +2,10 @@
 
 Global options come before the subcommand, as the product README writes them
 (``hera --family abraxas --layout example build``, ``hera --uuid 3f2a down``);
-they are accepted after it too. Each subcommand lives in a module of
+they are accepted after it too. A command module's ``GLOBALS`` names the
+global options it takes: only those appear in its ``--help``, and any other
+given before it is a usage error, not a flag silently ignored (a module
+without ``GLOBALS`` takes them all). Each subcommand lives in a module of
 :mod:`hera.commands` that adds its parser and its run function; this module
 only parses, gathers settings, runs, and turns a :class:`HeraError` into one
 line on stderr and a non-zero exit.
@@ -23,14 +26,26 @@ from hera import __version__
 from hera.errors import HeraError, UsageError
 
 EPILOG = """\
+'hera' alone, with no subcommand, opens the hera shell: these commands as
+aliases, beside full Python and 'agent', the attached agent.
+
 examples:
   hera --family abraxas --layout example build
   hera up 3f2a9c1e-....json
-  hera --uuid 3f2a down
+  hera down 3f2a                 # an agent by UUID prefix or callsign
   hera families
 
 Settings come from ~/.herarc and ./hera.json (JSON), HERA_* variables and flags;
-see docs/config.md. 'hera SUBCOMMAND --help' describes each subcommand."""
+see docs/config.md. 'hera SUBCOMMAND --help' describes each subcommand and the
+global options it takes.
+
+exit status: 0 done, 1 failed, 2 usage, 3 not found, 4 wrong state (up, not
+up, exists), 5 the agent itself failed, 130 interrupted."""
+
+#: The global options of a command that names one installed agent (``--cache-dir`` says where they live).
+AGENT_OPTIONS = ("uuid", "identifier", "callsign", "cache_dir")
+#: Every global option, by its destination; a command module's ``GLOBALS`` names those it takes.
+GLOBAL_OPTIONS = ("family", "layout", "uuid", "identifier", "callsign", "seed", "device", "cache_dir", "set")
 
 
 class Parser(argparse.ArgumentParser):
@@ -44,35 +59,76 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
-def global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """Options that may stand before or after the subcommand.
+def global_options(parser: argparse.ArgumentParser, *, suppress: bool, only: Sequence[str] = GLOBAL_OPTIONS) -> None:
+    """Options that may stand before or after the subcommand; ``only`` those a command takes.
 
     After the subcommand they default to SUPPRESS, so they do not overwrite a
-    value given before it.
+    value given before it. A subcommand's parser adds only the options its
+    module declares in ``GLOBALS``, so its ``--help`` lists what it uses.
     """
     default: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
     group = parser.add_argument_group("global options")
-    group.add_argument("--family", metavar="NAME", help="model family to build from", **default)
-    group.add_argument("--layout", metavar="NAME", help="layout of the family (default: example)", **default)
-    group.add_argument("--uuid", metavar="ID", help="agent by full or partial UUID", **default)
-    group.add_argument("--identifier", metavar="ID", help="agent by UUID, prefix or callsign", **default)
-    group.add_argument("--callsign", metavar="NAME", help="agent by callsign; for build, the new agent's callsign", **default)
-    group.add_argument("--seed", type=int, metavar="N", help="random seed of a new instance", **default)
-    group.add_argument("--device", metavar="ID", help="device: auto, cpu, cuda or cuda:N", **default)
-    # A string, not a Path: Path("") is ".", and an empty --cache-dir must reach
-    # the settings' check as empty instead of quietly naming the working directory.
-    group.add_argument("--cache-dir", metavar="DIR", help="where installed agents live", **default)
-    # The subcommand's parser fills a namespace of its own that then replaces the
-    # top-level values, so its --set list goes to a separate dest, or it would
-    # drop every --set given before the subcommand.
-    group.add_argument(
-        "--set",
-        dest="late_assignments" if suppress else "assignments",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a layout parameter, e.g. --set hidden.width=48 (repeatable)",
-        **({"default": argparse.SUPPRESS} if suppress else {"default": []}),
+    described = {
+        "family": ("--family", "NAME", "model family to build from"),
+        "layout": ("--layout", "NAME", "layout of the family (default: example)"),
+        "uuid": ("--uuid", "ID", "agent by full or partial UUID"),
+        "identifier": ("--identifier", "ID", "agent by UUID, prefix or callsign"),
+        "callsign": ("--callsign", "NAME", "agent by callsign or its prefix; for build, the new agent's callsign"),
+        "device": ("--device", "ID", "device: auto, cpu, cuda or cuda:N"),
+        # A string, not a Path: Path("") is ".", and an empty --cache-dir must reach
+        # the settings' check as empty instead of quietly naming the working directory.
+        "cache_dir": ("--cache-dir", "DIR", "where installed agents live"),
+    }
+    for name in GLOBAL_OPTIONS:
+        if name not in only:
+            continue
+        if name == "seed":
+            group.add_argument("--seed", type=int, metavar="N", help="random seed of a new instance", **default)
+        elif name == "set":
+            # The subcommand's parser fills a namespace of its own that then replaces the
+            # top-level values, so its --set list goes to a separate dest, or it would
+            # drop every --set given before the subcommand.
+            group.add_argument(
+                "--set",
+                dest="late_assignments" if suppress else "assignments",
+                action="append",
+                metavar="KEY=VALUE",
+                help="override a layout parameter, e.g. --set hidden.width=48 (repeatable)",
+                default=argparse.SUPPRESS if suppress else [],
+            )
+        else:
+            flag, metavar, text = described[name]
+            group.add_argument(flag, metavar=metavar, help=text, **default)
+
+
+def agent_argument(parser: argparse.ArgumentParser, what: str = "the agent") -> None:
+    """The optional positional that names an agent, as docker and systemctl take one.
+
+    A path that exists is an instance file (the agent it is); anything else is
+    a UUID, a prefix of one, or a callsign (see :func:`hera.commands.target.positional`).
+    """
+    parser.add_argument(
+        "file",
+        nargs="?",
+        type=Path,
+        metavar="AGENT",
+        help=f"{what}: an instance file (a path that exists), or a UUID, prefix or callsign",
     )
+
+
+def refuse_unused(args: argparse.Namespace, module: Any) -> None:
+    """A global option given before a subcommand that does not take it is a usage error, not ignored.
+
+    ``hera --seed 3 families`` would otherwise look as if it did something.
+    """
+    taken = getattr(module, "GLOBALS", GLOBAL_OPTIONS)
+    for name in GLOBAL_OPTIONS:
+        if name in taken:
+            continue
+        value = args.assignments if name == "set" else getattr(args, name, None)
+        if value:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{args.command} does not take {flag}", hint=f"see 'hera {args.command} --help'")
 
 
 @dataclass
@@ -145,8 +201,8 @@ def build_parser() -> Parser:
     for module in COMMANDS:
         command = module.add_parser(sub)
         command.formatter_class = HelpFormatter
-        global_options(command, suppress=True)
-        command.set_defaults(run=module.run)
+        global_options(command, suppress=True, only=getattr(module, "GLOBALS", GLOBAL_OPTIONS))
+        command.set_defaults(run=module.run, module=module)
     return parser
 
 
@@ -164,6 +220,8 @@ def run(argv: Sequence[str], *, out: TextIO | None = None, err: TextIO | None = 
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help and --version print and "exit"; in the shell that must not end it
             return int(exc.code or 0)
+        if args.command is not None:
+            refuse_unused(args, args.module)
         # --set before and after the subcommand, in order (see global_options).
         args.assignments = [*(args.assignments or []), *(getattr(args, "late_assignments", None) or [])]
         args.late_assignments = []

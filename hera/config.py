@@ -35,8 +35,8 @@ from pydantic_core import PydanticCustomError
 
 from hera.errors import HeraError, nearest
 from hera.family import deep_merge
-from hera.ownership import others_may_write, trusted_owner, user_name
 from hera.instance import CALLSIGN_PATTERN
+from hera.ownership import others_may_write, trusted_owner, user_name
 from hera.safe_open import Refused, open_regular
 
 ENV_PREFIX = "HERA_"

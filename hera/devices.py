@@ -149,12 +149,17 @@ def fits(estimate: ResourceEstimate, device: Device, host: Device | None = None)
     return estimate.device_bytes <= device.free_bytes and host_ok
 
 
+#: Asks Taichi for one backend and says which it got. Taichi falls back to the CPU when a GPU
+#: backend fails, so the answer is whether the arch it runs on is the one asked for: compared as
+#: Taichi's own values, because ``ti.cpu`` is the host's arch (``Arch.x64``, ``Arch.arm64``), whose
+#: name never contains "cpu" (reading it as a name made every probe say the CPU was unusable).
 _PROBE = """
 import json, sys
 import taichi as ti
 arch = getattr(ti, sys.argv[1])
 ti.init(arch=arch, offline_cache=False, log_level=ti.ERROR)
-print(json.dumps({"arch": str(ti.lang.impl.current_cfg().arch)}))
+got = ti.lang.impl.current_cfg().arch
+print(json.dumps({"arch": str(got), "ok": got == arch}))
 """
 
 
@@ -169,7 +174,6 @@ def probe_taichi(backend: str, timeout: float = 60.0) -> bool:
     if result.returncode != 0:
         return False
     try:
-        arch = json.loads(result.stdout.strip().splitlines()[-1])["arch"]
-    except (ValueError, KeyError, IndexError):
+        return json.loads(result.stdout.strip().splitlines()[-1])["ok"] is True
+    except (ValueError, KeyError, IndexError, TypeError):
         return False
-    return backend in arch

@@ -38,7 +38,7 @@ import stat
 import sys
 import tomllib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -99,8 +99,11 @@ class Family(ABC):
     params_model: ClassVar[type[Params]]
     #: Named layouts: partial parameter dicts over the model's defaults. Must include "example".
     layouts: ClassVar[Mapping[str, Mapping[str, Any]]]
+    #: The parameters ``hera grow`` may change, as dotted keys (``hidden.width``): sizes, never
+    #: dynamics. None by default, so a family opts in to each; grow refuses any other key.
+    growable: ClassVar[frozenset[str]] = frozenset()
 
-    def resolve(self, layout: str, overrides: list[tuple[str, Mapping[str, Any]]] = ()) -> Params:
+    def resolve(self, layout: str, overrides: Sequence[tuple[str, Mapping[str, Any]]] = ()) -> Params:
         """A layout's parameters with the user's overrides applied, validated.
 
         ``overrides`` are (source, partial params) pairs in rising precedence;
@@ -168,10 +171,24 @@ class Family(ABC):
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Enlarge a downed instance to ``params``, keeping every existing weight and state value.
 
-        Returns the new summary and arrays. Raise :class:`hera.errors.HeraError`
-        for a change that would shrink anything.
+        hera calls it only when ``params`` differ from the header's in keys
+        of :attr:`growable` alone. Returns the new summary and arrays. Raise
+        :class:`hera.errors.HeraError` for a change that would shrink anything.
         """
         raise HeraError(f"family {self.name!r} does not support grow")
+
+
+def changed_keys(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two parameter dicts (nested objects key by key)."""
+    changed = []
+    for key in sorted(set(before) | set(after), key=str):
+        was, now = before.get(key), after.get(key)
+        dotted = f"{prefix}{key}"
+        if isinstance(was, Mapping) and isinstance(now, Mapping):
+            changed += changed_keys(was, now, f"{dotted}.")
+        elif was != now:
+            changed.append(dotted)
+    return changed
 
 
 def deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -186,7 +203,7 @@ def deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]
 
 
 def params_error(
-    family: Family, exc: ValidationError, layout: str, overrides: list[tuple[str, Mapping[str, Any]]]
+    family: Family, exc: ValidationError, layout: str, overrides: Sequence[tuple[str, Mapping[str, Any]]]
 ) -> HeraError:
     """One line naming the parameter, who set it, and (for a typo) the right name."""
     first = exc.errors()[0]

@@ -93,7 +93,7 @@ def test_installing_an_installed_uuid_is_refused_and_says_what_to_do(hera):
 
     for name in ("brain.json", "copy.json"):
         refused = hera("install", name)
-        one_error_line(refused, "already installed", header["uuid"], "--as-new", f"hera --uuid {header['uuid'][:8]} up", rc=1)
+        one_error_line(refused, "already installed", header["uuid"], "--as-new", f"hera --uuid {header['uuid'][:8]} up", rc=4)
         assert refused.out == ""
 
     assert cached(hera) == [in_cache]
@@ -219,7 +219,7 @@ def test_uninstall_never_overwrites_a_file(hera):
 
     for args in (["-o", "taken.json"], []):
         refused = hera("--uuid", header["uuid"], "uninstall", *args)
-        one_error_line(refused, "already exists", "-o FILE", rc=1)
+        one_error_line(refused, "already exists", "-o FILE", rc=4)
 
     assert taken.read_text() == "mine\n"
     assert (hera.workdir / f"{header['uuid']}.json").read_bytes() == by_default
@@ -263,12 +263,12 @@ def test_destroy_in_a_script_removes_the_agent_for_good(hera):
     assert cached(hera) == [cache_of(hera) / f"{kept['uuid']}.json"]
     assert sorted(p.name for p in hera.workdir.iterdir()) == work_before
     gone = hera("--uuid", doomed["uuid"], "destroy")
-    one_error_line(gone, "no installed agent matches", doomed["uuid"], rc=1)
+    one_error_line(gone, "no installed agent matches", doomed["uuid"], rc=3)
     assert not leftovers(cache_of(hera), hera.workdir)
 
 
 def test_without_an_identifier_the_only_agent_is_meant(hera):
-    assert one_error_line(hera("destroy"), "no agents are installed", rc=1)
+    assert one_error_line(hera("destroy"), "no agents are installed", rc=3)
     first = installed(hera, "a.json")
     second = installed(hera, "b.json")
 
@@ -286,7 +286,7 @@ def test_a_file_and_an_identifier_together_is_an_error(hera):
     header = installed(hera)
     make_instance(hera.workdir, "other.json")
 
-    one_error_line(hera("--uuid", header["uuid"][:8], "install", "other.json"), "install takes a file, not --uuid", rc=2)
+    one_error_line(hera("--uuid", header["uuid"][:8], "install", "other.json"), "install does not take --uuid", rc=2)
     one_error_line(hera("--callsign", header["callsign"], "inspect", "other.json"), "give a file or --callsign, not both", rc=2)
     one_error_line(hera("--uuid", "abc", "--callsign", "x", "inspect"), "not several", rc=2)
     assert len(cached(hera)) == 1

@@ -1,8 +1,9 @@
 """Finding an agent by what a user types: full UUID, prefix, callsign.
 
 Order (docker's, after its bugs): exact UUID, then exact callsign, then a
-unique UUID prefix, with or without dashes, in any case. An ambiguous prefix
-is an error listing every candidate; hera never guesses.
+unique prefix: of a UUID (with or without dashes, in any case) for --uuid, of
+a callsign for --callsign, of either for --identifier. An ambiguous prefix is
+an error listing every candidate; hera never guesses.
 
 One population of agents, installed once for the module, serves every lookup;
 tests that change it use their own cache.
@@ -70,6 +71,10 @@ def chosen(hera, *args):
         ("--callsign", "facade00-1111-4222-8333-444455556666", "71000000-0000-4000-8000-000000000010"),
         # --uuid takes prefixes only, so 'cafe' is F's prefix there
         ("--uuid", "cafe", "cafe0000-0000-4000-8000-00000000000f"),
+        # --callsign takes a unique prefix of a callsign, as --uuid does of a UUID ...
+        ("--callsign", "calm", "abcd1234-bbbb-4000-8000-00000000000c"),
+        # ... and --identifier either, when only one agent could be meant
+        ("--identifier", "gentle", "facade00-1111-4222-8333-444455556666"),
     ],
 )
 def test_lookup_finds_the_one_agent_meant(crowd, flag, text, meant):
@@ -82,10 +87,13 @@ def test_lookup_finds_the_one_agent_meant(crowd, flag, text, meant):
         ("--uuid", "abcd", ["abcd1234-aaaa-4000-8000-00000000000b", "abcd1234-bbbb-4000-8000-00000000000c"]),
         ("--uuid", "ABCD-1234", ["abcd1234-aaaa-4000-8000-00000000000b", "abcd1234-bbbb-4000-8000-00000000000c"]),
         ("--identifier", "abc", ["abc09999-0000-4000-8000-00000000000d", "abcd1234-aaaa-4000-8000-00000000000b", "abcd1234-bbbb-4000-8000-00000000000c"]),
+        ("--callsign", "ca", ["70000000-0000-4000-8000-00000000000e", "abcd1234-bbbb-4000-8000-00000000000c"]),
+        # a UUID prefix and a callsign prefix together are as ambiguous as two of either
+        ("--identifier", "fa", ["71000000-0000-4000-8000-000000000010", "facade00-1111-4222-8333-444455556666"]),
     ],
 )
 def test_an_ambiguous_prefix_lists_every_candidate(crowd, flag, text, candidates):
-    line = one_error_line(crowd(flag, text, "inspect"), f"{text!r} matches {len(candidates)} agents", rc=1)
+    line = one_error_line(crowd(flag, text, "inspect"), f"{text!r} matches {len(candidates)} agents", rc=2)
     for uuid in candidates:
         assert f"{uuid} ({POPULATION[uuid]})" in line
     others = set(POPULATION) - set(candidates)
@@ -105,7 +113,7 @@ def test_an_ambiguous_prefix_lists_every_candidate(crowd, flag, text, candidates
 )
 def test_an_unknown_identifier_says_so(crowd, flag, text, what):
     args = (flag,) if text is None else (flag, text)
-    one_error_line(crowd(*args, "inspect"), f"no installed agent matches {what}", "'hera agents' lists them", rc=1)
+    one_error_line(crowd(*args, "inspect"), f"no installed agent matches {what}", "'hera agents' lists them", rc=3)
 
 
 def test_an_empty_identifier_is_a_usage_error(crowd):
@@ -114,8 +122,8 @@ def test_an_empty_identifier_is_a_usage_error(crowd):
 
 def test_an_ambiguous_prefix_destroys_and_uninstalls_nothing(crowd):
     before = cached(crowd)
-    one_error_line(crowd("--uuid", "abcd", "destroy", "--yes"), "matches 2 agents", rc=1)
-    one_error_line(crowd("--uuid", "abcd", "uninstall"), "matches 2 agents", rc=1)
+    one_error_line(crowd("--uuid", "abcd", "destroy", "--yes"), "matches 2 agents", rc=2)
+    one_error_line(crowd("--uuid", "abcd", "uninstall"), "matches 2 agents", rc=2)
     assert cached(crowd) == before
     assert not any(p.suffix == ".json" and p.stem in POPULATION for p in crowd.workdir.iterdir())
 

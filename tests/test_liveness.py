@@ -68,9 +68,9 @@ def test_an_up_agent_is_listed_with_its_pid_and_cannot_be_destroyed_or_uninstall
 
     for verb in ("destroy", "uninstall"):
         refused = hera("--callsign", "brisk-otter", verb)
-        one_error_line(refused, f"is up (pid {up.pid}); cannot {verb} it", f"hera --uuid {agent['uuid'][:8]} down", rc=1)
+        one_error_line(refused, f"is up (pid {up.pid}); cannot {verb} it", f"hera --uuid {agent['uuid'][:8]} down", rc=4)
     refused = hera("--callsign", "brisk-otter", "destroy", "--yes")
-    assert refused.rc == 1
+    assert refused.rc == 4
     assert cached(hera) == [cache_of(hera) / f"{agent['uuid']}.json"]
     assert pid_file.exists()  # a believed pid-file is left alone
     assert not (hera.workdir / f"{agent['uuid']}.json").exists()
@@ -148,7 +148,7 @@ def test_an_agent_whose_pid_file_was_removed_is_still_found_up(hera, agent, proc
     assert (row["state"], row["pid"]) == ("up (no pid-file)", orphan.pid) and err == ""
     for verb in ("destroy", "uninstall"):
         refused = hera("--uuid", agent["uuid"], verb)
-        one_error_line(refused, f"still running as pid {orphan.pid}", "pid-file is gone", f"kill {orphan.pid}", rc=1)
+        one_error_line(refused, f"still running as pid {orphan.pid}", "pid-file is gone", f"kill {orphan.pid}", rc=4)
     assert len(cached(hera)) == 1
 
     orphan.stop()  # 'kill PID', as the spec says; then it can go

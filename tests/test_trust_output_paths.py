@@ -154,7 +154,7 @@ def test_install_for_a_user_reads_a_file_only_root_may_read_and_leaves_nothing_o
     assert stat.S_IMODE(os.stat(cache / f"{uuid}.json").st_mode) == 0o600
     assert read_head(cache / f"{uuid}.json")["installed"]["owner"] == user.pw_name
     # an installed UUID is refused in one line, as for one's own cache
-    one_error_line(root("install", "--user", user.pw_name, str(source)), "already installed", rc=1)
+    one_error_line(root("install", "--user", user.pw_name, str(source)), "already installed", rc=4)
     assert not leftovers(cache)
 
 
@@ -190,7 +190,7 @@ def test_uninstall_through_another_users_link_is_refused_and_the_agent_stays(roo
     refused = root("--uuid", uuid[:8], "uninstall", "-o", str(sticky / "shared" / "x.json"))
     one_error_line(refused, "shared", "symbolic link", "another user", rc=1)
     # a link at the name itself is never written through, dangling or not
-    one_error_line(root("--uuid", uuid[:8], "uninstall", "-o", "planted.json", cwd=sticky), "already exists", rc=1)
+    one_error_line(root("--uuid", uuid[:8], "uninstall", "-o", "planted.json", cwd=sticky), "already exists", rc=4)
     assert list(theirs.iterdir()) == []
     assert [p.name for p in cached(root)] == [f"{uuid}.json"]
 
@@ -207,7 +207,7 @@ def test_uninstall_through_another_users_link_is_refused_and_the_agent_stays(roo
 def test_build_through_another_users_link_is_refused(root: World, shared: tuple[Path, Path]) -> None:
     sticky, theirs = shared
     one_error_line(root("--family", "abraxas", "build", "-o", "shared/b.json", cwd=sticky), "shared", "symbolic link", rc=1)
-    one_error_line(root("--family", "abraxas", "build", "-o", "planted.json", cwd=sticky), "planted.json", "already exists", rc=1)
+    one_error_line(root("--family", "abraxas", "build", "-o", "planted.json", cwd=sticky), "planted.json", "already exists", rc=4)
     assert list(theirs.iterdir()) == []
     # --force replaces the link itself, never writes through it
     root("--family", "abraxas", "build", "-o", "planted.json", "--force", cwd=sticky, check=True)

@@ -95,7 +95,7 @@ def test_another_users_process_titled_as_roots_agents_blocks_nothing_and_is_neve
         (name, "built", None) for name in heads
     }
     refused = hera("--callsign", "signalled", "signal", "SIGTERM")
-    one_error_line(refused, "is not up", rc=1)
+    one_error_line(refused, "is not up", rc=4)
     assert hera("--callsign", "destroyed", "destroy", "--yes").rc == 0
     assert hera("--callsign", "uninstalled", "uninstall").rc == 0
     assert (hera.workdir / f"{heads['uninstalled']['uuid']}.json").exists()
@@ -128,7 +128,7 @@ def test_a_users_signal_ignores_another_users_titled_process_without_a_traceback
         uuid = read_head(nobody.workdir / "mine.json")["uuid"]
         fake = titled(mallory, f"hera: mine {uuid[:8]} abraxas/example")
 
-        one_error_line(nobody("--callsign", "mine", "signal", "SIGTERM"), "is not up", rc=1)
+        one_error_line(nobody("--callsign", "mine", "signal", "SIGTERM"), "is not up", rc=4)
         assert listed(nobody)[uuid]["state"] == "built"
         assert nobody("--callsign", "mine", "destroy", "--yes").rc == 0
         assert alive(fake)

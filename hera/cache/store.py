@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hera.cache import callsigns, pidfile
-from hera.errors import Conflict, HeraError
+from hera.errors import Conflict, HeraError, NotFound
 from hera.instance import Header, Installation, Instance, now, read_header
 from hera.instance.atomic import fsync_dir, previous_path
 
@@ -172,7 +172,7 @@ class Store:
         """
         with self.locked():
             if not agent.path.exists():
-                raise HeraError(
+                raise NotFound(
                     f"agent {agent.callsign} ({agent.uuid[:8]}) was removed meanwhile by another command",
                     hint="'hera agents' lists what is installed",
                 )
@@ -271,7 +271,7 @@ class Store:
         """
         with self.locked():
             if not agent.path.exists():
-                raise HeraError(f"agent {agent.uuid} was removed meanwhile by another command")
+                raise NotFound(f"agent {agent.uuid} was removed meanwhile by another command")
             self.refuse_if_up(agent, "uninstall")
             put(agent.path)
             os.unlink(agent.path)
@@ -282,7 +282,7 @@ class Store:
         """Remove an agent for good; refused while it runs."""
         with self.locked():
             if not agent.path.exists():
-                raise HeraError(f"agent {agent.uuid} was removed meanwhile by another command")
+                raise NotFound(f"agent {agent.uuid} was removed meanwhile by another command")
             self.refuse_if_up(agent, "destroy")
             os.unlink(agent.path)
             previous_path(agent.path).unlink(missing_ok=True)

@@ -8,13 +8,17 @@ import uuid as uuidlib
 from pathlib import Path
 from typing import Any
 
-from hera.errors import Conflict, HeraError
+from hera.commands import report
+from hera.errors import Conflict, HeraError, UsageError
+from hera.pace import argument as pace_argument
 
+GLOBALS = ("family", "layout", "callsign", "seed", "set")
 HELP = "build a new instance file from a family and a layout"
 EXAMPLE = """\
 examples:
   hera --family abraxas --layout example build
   hera --family abraxas --layout small --set hidden.depth=3 build -o brain.json
+  hera --family abraxas build --json      # what was built, as JSON
 
 The file holds the structure and initial weights (mostly zero) but no dynamic
 state: it is dead until it goes up. It is named <uuid>.json unless -o is given,
@@ -25,19 +29,23 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("build", help=HELP, description=HELP + ".", epilog=EXAMPLE)
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="file to write (default: ./<uuid>.json)")
     parser.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    parser.add_argument(
+        "--pace", type=pace_argument, metavar="PACE", help="how fast it may iterate once up: max, N/s or Fx (see 'hera pace')"
+    )
+    report.add_options(parser)
     return parser
 
 
 def run(ctx: Any) -> int:
     from hera import config, family as families
-    from hera.instance.atomic import inside
     from hera.destination import destination_directory, refuse_existing
     from hera.instance import save
+    from hera.instance.atomic import inside
 
     settings = ctx.settings()
     if settings.family is None:
         installed = ", ".join(sorted(families.discover(ctx.workdir))) or "none"
-        raise HeraError("which family? give --family NAME", hint=f"installed: {installed}")
+        raise UsageError("which family? give --family NAME", hint=f"installed: {installed}")
     family = families.get(settings.family, ctx.workdir)
     params = family.resolve(settings.layout, config.param_overrides(family.name, ctx.sources()))
     uuid = str(uuidlib.uuid4())
@@ -56,6 +64,8 @@ def run(ctx: Any) -> int:
         header = family.new_header(
             settings.layout, params, seed, uuid=uuid, callsign=settings.callsign, summary=built.summary
         )
+        if ctx.args.pace not in (None, "max"):
+            header = header.model_copy(update={"pace": ctx.args.pace})
         try:
             with inside(directory) as here:
                 save(here / name.name, header, built.arrays, overwrite=ctx.args.force)
@@ -63,5 +73,6 @@ def run(ctx: Any) -> int:
             raise Conflict(f"{path} already exists", hint="choose another -o FILE, or add --force to overwrite it") from None
         except OSError as exc:
             raise HeraError(f"cannot write {path}: {exc.strerror or exc}") from None
-    ctx.out.write(f"built {header.callsign} {uuid} ({family.name}/{settings.layout}) -> {path}\n")
+    facts = {"callsign": header.callsign, "uuid": uuid, "family": family.name, "layout": settings.layout, "path": str(path)}
+    report.done(ctx, f"built {header.callsign} {uuid} ({family.name}/{settings.layout}) -> {path}", facts)
     return 0

@@ -10,15 +10,19 @@ the cache holds the state it names.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
+from hera.cli import AGENT_OPTIONS, agent_argument
+from hera.commands import report
+
+GLOBALS = AGENT_OPTIONS
 HELP = "make a running agent save its complete state to the cache now, without stopping"
 EXAMPLE = """\
 examples:
   hera --uuid 3f2a checkpoint
   hera checkpoint                   # the only agent that is up
   hera checkpoint 3f2a9c1e-....json # the agent that file is
+  hera checkpoint brisk-otter -q    # by callsign; only the exit status
 
 Prints the cached file and the iteration saved. A save that cannot be written
 (full disk, read-only directory) is one error line; the agent keeps running
@@ -27,14 +31,17 @@ and the cached file keeps the previous save."""
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("checkpoint", help=HELP, description=HELP + ".", epilog=EXAMPLE)
-    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="instance file of the agent")
+    agent_argument(parser)
+    report.add_options(parser)
     return parser
 
 
 def run(ctx: Any) -> int:
     from hera.commands import target
 
-    manager = target.select_up(ctx, ctx.args.file, verb="checkpoint")
+    manager = target.select_up(ctx, target.positional(ctx, ctx.args.file), verb="checkpoint")
     result = manager.request("checkpoint", timeout=None)
-    ctx.out.write(f"checkpoint {manager.callsign} {manager.uuid} at iteration {result['iteration']} -> {result['path']}\n")
+    facts = {"callsign": manager.callsign, "uuid": manager.uuid, "iteration": result["iteration"], "path": result["path"]}
+    line = f"checkpoint {manager.callsign} {manager.uuid} at iteration {result['iteration']} -> {result['path']}"
+    report.done(ctx, line, facts)
     return 0

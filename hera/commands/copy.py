@@ -26,15 +26,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hera.cli import AGENT_OPTIONS, agent_argument
+from hera.commands import report
+
+GLOBALS = AGENT_OPTIONS
 HELP = "write a point-in-time copy of an agent (running or down) to the working directory"
 EXAMPLE = """\
 examples:
   hera --uuid 3f2a copy                   # ./<uuid>.<iteration>.json
+  hera copy brisk-otter --json            # by callsign; what was written, as JSON
   hera --callsign brisk-otter copy -o snapshot.json
   hera install snapshot.json --as-new     # a clone: new UUID and callsign, lineage kept
 
 A running agent writes its complete state at the current iteration without
-stopping; a down agent's cached file is copied as it is. An existing file is
+stopping, and the file is named after the iteration the copy holds; a down
+agent's cached file is copied as it is. An existing file is
 never overwritten, and a symbolic link is never written through; one in a
 parent directory is followed only if it is yours (or root's)."""
 
@@ -42,38 +48,62 @@ parent directory is followed only if it is yours (or root's)."""
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("copy", help=HELP, description=HELP + ".", epilog=EXAMPLE)
+    agent_argument(parser)
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="where to write it")
+    report.add_options(parser)
     return parser
 
 
 def run(ctx: Any) -> int:
     from hera.commands import target
-    from hera.destination import copy_cached, destination_directory, place, refuse_existing
+    from hera.destination import copy_cached, destination_directory, refuse_existing
     from hera.errors import HeraError
 
-    manager = target.manager(ctx, verb="copy")
+    manager = target.manager(ctx, target.positional(ctx, ctx.args.file), verb="copy")
     store, agent = manager.store, manager.agent
     if agent.header is None:
         raise HeraError(f"{agent.path}: the agent's cached file cannot be read", hint="'hera agents' shows its state")
-    live = store.liveness(agent.uuid)
-    iteration = agent.header.iteration
-    if live.up:
-        iteration = int(manager.request("status")["iteration"])
-    name = ctx.args.output or Path(f"{agent.uuid}.{iteration}.json")
-    shown = name if name.is_absolute() else ctx.workdir / name
-    with destination_directory(ctx.workdir, name, shown) as directory:
-        final = name.name
-        refuse_existing(directory, final, shown)
-        if live.up:
-            result = manager.request("copy", timeout=None)
-            iteration = int(result["iteration"])
-            with agent_made(store, agent, str(result["path"])) as (source_dir, source_name):
-                place(source_dir, source_name, directory, final, shown, link=True, mine=True)
-        else:
+    if store.liveness(agent.uuid).up:
+        if ctx.args.output is not None:  # refused before the agent writes a whole copy for nothing
+            with destination_directory(ctx.workdir, ctx.args.output, _shown(ctx, ctx.args.output)) as directory:
+                refuse_existing(directory, ctx.args.output.name, _shown(ctx, ctx.args.output))
+        # The copy first, then its name: the agent runs on, so only the copy itself says its iteration.
+        result = manager.request("copy", timeout=None)
+        iteration = int(result["iteration"])
+        with agent_made(store, agent, str(result["path"])) as made:
+            shown = _place(ctx, agent, iteration, made)
+    else:
+        iteration = agent.header.iteration
+        name = _name(ctx, agent, iteration)
+        shown = _shown(ctx, name)
+        with destination_directory(ctx.workdir, name, shown) as directory:
+            refuse_existing(directory, name.name, shown)
             with store.locked():
-                copy_cached(agent.path, directory, final, shown)
-    ctx.out.write(f"copied {agent.callsign} {agent.uuid} at iteration {iteration} -> {shown}\n")
+                copy_cached(agent.path, directory, name.name, shown)
+    facts = {"callsign": agent.callsign, "uuid": agent.uuid, "iteration": iteration, "path": str(shown)}
+    report.done(ctx, f"copied {agent.callsign} {agent.uuid} at iteration {iteration} -> {shown}", facts)
     return 0
+
+
+def _name(ctx: Any, agent: Any, iteration: int) -> Path:
+    """-o FILE, or ``<uuid>.<iteration>.json`` after the iteration the copy holds."""
+    return ctx.args.output if ctx.args.output is not None else Path(f"{agent.uuid}.{iteration}.json")
+
+
+def _shown(ctx: Any, name: Path) -> Path:
+    return name if name.is_absolute() else ctx.workdir / name
+
+
+def _place(ctx: Any, agent: Any, iteration: int, made: tuple[int, str]) -> Path:
+    """Move the agent's copy (directory fd, name) to its place in the working directory; where it went."""
+    from hera.destination import destination_directory, place, refuse_existing
+
+    name = _name(ctx, agent, iteration)
+    shown = _shown(ctx, name)
+    with destination_directory(ctx.workdir, name, shown) as directory:
+        refuse_existing(directory, name.name, shown)
+        place(made[0], made[1], directory, name.name, shown, link=True, mine=True)
+    return shown
 
 
 # -- resolving -o FILE without following another user's links ----------------------------------

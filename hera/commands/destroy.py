@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import sys
 from typing import Any
 
+from hera.cli import AGENT_OPTIONS, agent_argument
+
+GLOBALS = AGENT_OPTIONS
 HELP = "remove an installed agent for good (cannot be undone)"
 EXAMPLE = """\
 examples:
   hera --uuid 3f2a destroy
-  hera --callsign brisk-otter destroy --yes
+  hera destroy brisk-otter --yes
 
 There is no other copy of an agent outside the cache: destroying it cannot
 be undone. It is refused while the agent is up. On a terminal you are asked
@@ -21,7 +23,7 @@ proceeds, as the spec's command line implies."""
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("destroy", help=HELP, description=HELP + ".", epilog=EXAMPLE)
-    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="instance file of the agent (instead of an identifier)")
+    agent_argument(parser)
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
@@ -30,7 +32,7 @@ def run(ctx: Any) -> int:
     from hera.commands import target
     from hera.errors import HeraError
 
-    store, agent = target.select(ctx, _file(ctx), verb="destroy")
+    store, agent = target.select(ctx, target.positional(ctx, ctx.args.file), verb="destroy")
     target.report_stale(ctx, agent, store.refuse_if_up(agent, "destroy"))
     if not ctx.args.yes and sys.stdin.isatty():
         ctx.err.write(
@@ -44,8 +46,3 @@ def run(ctx: Any) -> int:
     store.destroy(agent)
     ctx.out.write(f"destroyed {agent.callsign} {agent.uuid}\n")
     return 0
-
-
-def _file(ctx: Any) -> Path | None:
-    file = ctx.args.file
-    return None if file is None else file if file.is_absolute() else ctx.workdir / file

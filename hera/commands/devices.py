@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+GLOBALS: tuple[str, ...] = ()
 HELP = "list compute devices on this host"
 EXAMPLE = """\
 examples:
@@ -28,6 +29,7 @@ def run(ctx: Any) -> int:
     from hera import devices
     from hera.table import emit, human_bytes
 
+    ctx.settings()  # broken settings are one line here as everywhere ('hera info' shows them in full)
     found = devices.all_devices()
     if ctx.args.probe:
         for device in found:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
+from hera.cli import AGENT_OPTIONS, agent_argument
+from hera.commands import report
+
+GLOBALS = AGENT_OPTIONS
 HELP = "stop an up agent, saving its complete state to the cache"
 EXAMPLE = """\
 examples:
   hera down                     # the only agent that is up
+  hera down 3f2a                # by UUID prefix (or callsign, or --uuid 3f2a)
   hera down 3f2a9c1e-....json   # the agent that file is
-  hera --uuid 3f2a down
+  hera down brisk-otter --json  # what was saved, as JSON
 
 The inner loop pauses, the whole state (weights, potentials, traces, spikes
 in flight, iteration) is written atomically to the agent's cached file, and
@@ -20,14 +24,16 @@ the agent process exits. The next up continues exactly where it stopped."""
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("down", help=HELP, description=HELP + ".", epilog=EXAMPLE)
-    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="instance file of the agent")
+    agent_argument(parser)
+    report.add_options(parser)
     return parser
 
 
 def run(ctx: Any) -> int:
     from hera.commands import target
 
-    manager = target.select_up(ctx, ctx.args.file, verb="down")
+    manager = target.select_up(ctx, target.positional(ctx, ctx.args.file), verb="down")
     result = manager.shutdown()
-    ctx.out.write(f"down {manager.callsign} {manager.uuid} at iteration {result['iteration']} -> {result['path']}\n")
+    facts = {"callsign": manager.callsign, "uuid": manager.uuid, "iteration": result["iteration"], "path": result["path"]}
+    report.done(ctx, f"down {manager.callsign} {manager.uuid} at iteration {result['iteration']} -> {result['path']}", facts)
     return 0

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hera.family import FamilyEntry
 
+GLOBALS: tuple[str, ...] = ()
 HELP = "list installed families"
 EXAMPLE = """\
 examples:
@@ -31,6 +32,7 @@ def run(ctx: Any) -> int:
     from hera.family import TRUST_HINT, survey
     from hera.table import emit
 
+    ctx.settings()  # a broken ~/.herarc (which also says which folders to trust) is one line here too
     found = survey(ctx.workdir)
     rows = [_row(name, entry) for name, entry in sorted(found.entries.items())]
     refused = [_row(entry.name, entry) for entry in found.untrusted]

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
+from hera.cli import AGENT_OPTIONS, agent_argument
+
+GLOBALS = AGENT_OPTIONS
 HELP = "show an agent's header, areas, weight statistics, state and files"
 EXAMPLE = """\
 examples:
   hera --uuid 3f2a inspect
+  hera inspect brisk-otter
   hera inspect ./3f2a9c1e-....json --json
 
 Reads and verifies the whole file (every checksum), so it takes as long as
-loading the brain. Without FILE it inspects an installed agent."""
+loading the brain. A path that exists is inspected as the file it is (which
+need not be installed); a UUID, prefix or callsign, or none, inspects an
+installed agent's cached file."""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("inspect", help=HELP, description=HELP + ".", epilog=EXAMPLE)
-    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="an instance file (default: an installed agent)")
+    agent_argument(parser, "what to inspect")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     return parser
 
@@ -109,11 +114,13 @@ def run(ctx: Any) -> int:
     from hera.instance import InstanceFile
     from hera.table import human_bytes
 
-    if ctx.args.file is not None and target.identifier(ctx) is None:
-        path = ctx.args.file if ctx.args.file.is_absolute() else ctx.workdir / ctx.args.file
+    file = target.positional(ctx, ctx.args.file)
+    named = target.identifier(ctx)
+    if file is not None and named is None:
+        path = file
         where, state, pid = "file", None, None
-    elif ctx.args.file is not None:
-        raise UsageError(f"give a file or --{target.identifier(ctx)[0]}, not both")
+    elif file is not None and named is not None:
+        raise UsageError(f"give a file or --{named[0]}, not both")
     else:
         store, agent = target.select(ctx, verb="inspect")
         path, where = agent.path, f"{store.scope} cache"
@@ -124,7 +131,7 @@ def run(ctx: Any) -> int:
     with InstanceFile(path) as opened:
         header = opened.header
         arrays = {name: _describe(opened, name) for name in opened.entries}
-    report = {
+    report: dict[str, Any] = {
         "path": str(path),
         "location": where,
         "file_bytes": path.stat().st_size,

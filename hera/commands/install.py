@@ -7,12 +7,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hera.commands import report
+
+GLOBALS = ("cache_dir",)
 HELP = "install an instance file into the cache (does not up it)"
 EXAMPLE = """\
 examples:
   hera install 3f2a9c1e-....json
   sudo hera install --system brain.json
   sudo hera install --user alice brain.json
+  hera install brain.json --json        # what was installed, as JSON
 
 The file is verified (every field and checksum, and its parameters by its
 family, which must be installed) and copied into the cache, where it becomes
@@ -30,17 +34,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--system", action="store_true", help="install for every user (needs write access to the system directory)")
     where.add_argument("--user", metavar="NAME", help="install into another user's cache (needs root)")
+    report.add_options(parser)
     return parser
 
 
 def run(ctx: Any) -> int:
-    from hera.commands import target
-    from hera.errors import HeraError, UsageError
     from hera.cache.store import Store
+    from hera.commands import target
+    from hera.errors import HeraError
 
-    named = target.identifier(ctx)
-    if named is not None:
-        raise UsageError(f"install takes a file, not --{named[0]}")
     args = ctx.args
     where = target.locations(ctx)
     file = args.file if args.file.is_absolute() else ctx.workdir / args.file
@@ -71,11 +73,13 @@ def run(ctx: Any) -> int:
         taken = {agent.callsign for _, agent in target.installed(ctx)}
         agent = store.install(file, owner=args.user or me, taken=taken, as_new=args.as_new)
     assert agent.header is not None
+    was = _callsign(file)
     if args.as_new:
-        renamed = f" (a clone of {_callsign(file)} {agent.header.lineage[-1][:8]})"
+        renamed = f" (a clone of {was} {agent.header.lineage[-1][:8]})"
     else:
-        renamed = f" (callsign changed from {_callsign(file)})" if _callsign(file) != agent.callsign else ""
-    ctx.out.write(f"installed {agent.callsign} {agent.uuid} -> {agent.path}{renamed}\n")
+        renamed = f" (callsign changed from {was})" if was != agent.callsign else ""
+    facts = {"callsign": agent.callsign, "uuid": agent.uuid, "path": str(agent.path), "file_callsign": was, "clone": args.as_new}
+    report.done(ctx, f"installed {agent.callsign} {agent.uuid} -> {agent.path}{renamed}", facts)
     return 0
 
 
@@ -144,8 +148,8 @@ def install_as(user: str, instance: Any, *, taken: set[str], source: Path) -> An
     import json
     import pwd
 
-    from hera.errors import Conflict, HeraError
     from hera.cache.store import Agent
+    from hera.errors import Conflict, HeraError
 
     try:
         entry = pwd.getpwnam(user)
@@ -255,9 +259,9 @@ def _become(entry: Any, groups: list[int], *, keep: int) -> None:
 
 def _install_here(entry: Any, instance: Any, taken: set[str], source: Path) -> Any:
     """The install itself, with the user's rights only: their cache is checked as their own hera would check it."""
-    from hera.errors import HeraError
     from hera.cache.paths import user_cache_dir
     from hera.cache.store import Store
+    from hera.errors import HeraError
 
     home = Path(entry.pw_dir)
     if not home.is_dir():

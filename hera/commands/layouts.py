@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+GLOBALS = ("family", "device", "set")
 HELP = "list layouts with their resource estimates"
 EXAMPLE = """\
 examples:
@@ -37,7 +38,7 @@ def run(ctx: Any) -> int:
     entries = found.entries
     if settings.family is not None and settings.family not in entries:
         found.get(settings.family)  # raises: not installed, or in a folder hera does not trust
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, entry in sorted(entries.items()):
         if entry.family is None or (settings.family is not None and name != settings.family):
             continue

@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from hera.cli import AGENT_OPTIONS, agent_argument
+
+GLOBALS = AGENT_OPTIONS
 HELP = "show an agent's log"
 EXAMPLE = """\
 examples:
   hera --uuid 3f2a logs
-  hera --uuid 3f2a logs -f -n 20"""
+  hera logs brisk-otter -f -n 20"""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("logs", help=HELP, description=HELP + ".", epilog=EXAMPLE)
+    agent_argument(parser)
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
     parser.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="how many last lines (default 50)")
     return parser
@@ -23,11 +27,11 @@ def run(ctx: Any) -> int:
     import time
     from collections import deque
 
-    from hera.manager.files import log_path
     from hera.commands import target
     from hera.errors import NotFound
+    from hera.manager.files import log_path
 
-    _, agent = target.select(ctx, verb="show the log of")
+    _, agent = target.select(ctx, target.positional(ctx, ctx.args.file), verb="show the log of")
     path = log_path(target.locations(ctx).state_dir / "logs", agent.uuid)
     if not path.exists():
         raise NotFound(f"agent {agent.callsign} has no log yet ({path})", hint="it is written once the agent goes up")

@@ -35,6 +35,8 @@ import argparse
 import signal as signals
 from typing import Any
 
+from hera.cli import AGENT_OPTIONS, agent_argument
+
 TABLE = {
     "SIGCONT": "continue the inner loop if stopped, and detach from the terminal",
     "SIGSTOP": "stop the inner loop if running, and attach (carried over the control plane)",
@@ -48,11 +50,13 @@ TABLE = {
     "SIGTTIN": "pipe standard input, line by line, into the input area",
     "SIGTTOU": "pipe the output area's lines to standard output",
 }
+GLOBALS = AGENT_OPTIONS
 HELP = "send one of the spec's signals to an agent"
 EXAMPLE = "signals:\n" + "\n".join(f"  {name:<8} {what}" for name, what in TABLE.items()) + """
 
 examples:
   hera --uuid 3f2a signal SIGTERM
+  hera signal SIGTSTP brisk-otter         # the agent after the signal's name
   echo "the quick brown fox" | hera --uuid 3f2a signal SIGTTIN
   hera --uuid 3f2a signal SIGTTOU --follow
 
@@ -68,17 +72,21 @@ BUSY_WAIT = (0.01, 0.2)
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("signal", help=HELP, description=HELP + ".", epilog=EXAMPLE)
     parser.add_argument("name", metavar="NAME", help="signal name, e.g. SIGTERM (the SIG prefix is optional)")
+    agent_argument(parser)
     parser.add_argument("-f", "--follow", action="store_true", help="with SIGTTOU: keep writing output until Ctrl-C")
     return parser
 
 
 def canonical(name: str) -> str:
-    from hera.errors import UsageError, did_you_mean
+    from hera.errors import UsageError, nearest
 
     upper = name.strip().upper()
     upper = upper if upper.startswith("SIG") else f"SIG{upper}"
     if upper not in TABLE:
-        raise UsageError(f"unknown signal {name!r}", hint=did_you_mean(upper, list(TABLE)))
+        # Every name, always: a real signal hera does not carry (SIGUSR1) has no "nearest" one to suggest.
+        guess = nearest(upper, list(TABLE), cutoff=0.8)
+        valid = "hera's signals are " + ", ".join(TABLE)
+        raise UsageError(f"unknown signal {name!r}", hint=f"did you mean {guess!r}? {valid}" if guess else valid)
     return upper
 
 
@@ -91,7 +99,7 @@ def run(ctx: Any) -> int:
     from hera.commands import target
 
     name = canonical(ctx.args.name)
-    manager = target.select_up(ctx, verb="signal")
+    manager = target.select_up(ctx, target.positional(ctx, ctx.args.file), verb="signal")
     agent = manager.agent
     if name == "SIGSTOP":
         status = manager.request("signal", name="SIGSTOP")

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hera.cache import identities as ident
-from hera.errors import HeraError, NotFound, UsageError
 from hera.cache.paths import Locations
 from hera.cache.store import Agent, Store
+from hera.errors import HeraError, NotFound, UsageError
 
 if TYPE_CHECKING:
     from hera.manager import AgentManager
@@ -61,8 +61,7 @@ def installed(ctx: Any) -> list[tuple[Store, Agent]]:
 
 def identifier(ctx: Any) -> tuple[str, str] | None:
     """The (kind, text) of the identifier the user gave, if any; two kinds at once is an error."""
-    given = [(kind, getattr(ctx.args, kind, None)) for kind in ("uuid", "identifier", "callsign")]
-    given = [(kind, text) for kind, text in given if text is not None]
+    given = [(kind, text) for kind in ("uuid", "identifier", "callsign") if (text := getattr(ctx.args, kind, None)) is not None]
     if len(given) > 1:
         raise UsageError("give one of --uuid, --identifier or --callsign, not several")
     return given[0] if given else None

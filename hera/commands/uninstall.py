@@ -6,11 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from hera.cli import AGENT_OPTIONS, agent_argument
+
+GLOBALS = AGENT_OPTIONS
 HELP = "move a downed agent from the cache to the working directory"
 EXAMPLE = """\
 examples:
   hera --uuid 3f2a uninstall
-  hera --callsign brisk-otter uninstall -o brisk-otter.json
+  hera uninstall brisk-otter -o brisk-otter.json
 
 The agent must be down. Its cached file, with its dynamic state, becomes
 ./<uuid>.json (or FILE) and leaves the cache; an existing file is never
@@ -19,7 +22,7 @@ overwritten. 'hera install' puts it back."""
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("uninstall", help=HELP, description=HELP + ".", epilog=EXAMPLE)
-    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="instance file of the agent (instead of an identifier)")
+    agent_argument(parser)
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="where to put it (default: ./<uuid>.json)")
     return parser
 
@@ -28,7 +31,7 @@ def run(ctx: Any) -> int:
     from hera.commands import target
     from hera.destination import copy_cached, destination_directory, refuse_existing
 
-    store, agent = target.select(ctx, _file(ctx), verb="uninstall")
+    store, agent = target.select(ctx, target.positional(ctx, ctx.args.file), verb="uninstall")
     target.report_stale(ctx, agent, store.refuse_if_up(agent, "uninstall"))
     name = ctx.args.output if ctx.args.output is not None else Path(f"{agent.uuid}.json")
     shown = name if name.is_absolute() else ctx.workdir / name
@@ -39,8 +42,3 @@ def run(ctx: Any) -> int:
         store.uninstall(agent, lambda cached: copy_cached(cached, directory, name.name, shown, link=True))
     ctx.out.write(f"uninstalled {agent.callsign} {agent.uuid} -> {shown}\n")
     return 0
-
-
-def _file(ctx: Any) -> Path | None:
-    file = ctx.args.file
-    return None if file is None else file if file.is_absolute() else ctx.workdir / file

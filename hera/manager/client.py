@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hera.agent import protocol
-from hera.errors import HeraError
+from hera.errors import AgentFailed, HeraError
 from hera.ownership import user_name
 
 
@@ -154,7 +154,7 @@ class AgentClient:
         finally:
             self.sock.settimeout(previous)
         if not reply.ok:
-            raise HeraError(f"agent: {reply.error}")
+            raise AgentFailed(f"agent: {reply.error}")  # the agent refused or failed: exit status 5
         return reply.result
 
     def close(self) -> None:
