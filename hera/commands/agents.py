@@ -1,10 +1,23 @@
-"""``hera agents``: installed agents, their state, and where they are."""
+"""``hera agents``: installed agents, their state, and where they are.
+
+An up agent is never asked anything here: each publishes its state,
+iteration, rate, mode and terminal holder in its runtime directory
+(:class:`hera.manager.files.LiveStatus`), and the listing reads those files,
+so it costs the same whether the agents are idle or deep in a long batch.
+One process scan serves every agent listed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hera.cache.pidfile import Liveness
+    from hera.cache.store import Agent, Store
+    from hera.manager.files import LiveStatus
 
 HELP = "list installed agents"
 EXAMPLE = """\
@@ -13,10 +26,12 @@ examples:
   hera agents --user alice
   hera agents --all --json
 
-STATE is built (never run), down (comatose, with dynamic state), up (running;
-its pid shown; "up (no pid-file)" when its pid-file was removed while it
-runs), broken (the cached file is not a valid instance: the error says why)
-or unreadable (you lack the rights to read it).
+STATE is built (never run), down (comatose, with dynamic state), running,
+paused or standby (up: what the agent last published of itself; "up" while
+it loads; "up (no pid-file)" when its pid-file was removed while it runs),
+broken (the cached file is not a valid instance: the error says why) or
+unreadable (you lack the rights to read it). MODE: attached (a terminal holds
+it), detached, daemon (serving TCP on PORT). Listing never waits for an agent.
 --all lists every user's cache and the system's that you may read, and says
 which it could not. Agents in working directories are not listed."""
 
@@ -32,7 +47,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def _is_dir(path: Any) -> bool:
     """Whether ``path`` is a directory; PermissionError means there may be one we cannot see."""
-    import os
     import stat
 
     try:
@@ -45,10 +59,10 @@ def _caches(ctx: Any) -> tuple[list[tuple[str, Any]], list[str]]:
     """The caches to list, as (owner, store), and the owners whose cache we may not look into."""
     import pwd
 
-    from hera.commands import target
-    from hera.errors import HeraError
     from hera.cache.paths import user_cache_dir
     from hera.cache.store import Store
+    from hera.commands import target
+    from hera.errors import HeraError
 
     where = target.locations(ctx)
     me = target.owner()
@@ -86,26 +100,128 @@ def _caches(ctx: Any) -> tuple[list[tuple[str, Any]], list[str]]:
     return caches, unreadable
 
 
-def _live_status(store: Any, agent: Any) -> dict[str, Any]:
-    """What an up agent says of itself (running/paused/standby, iteration, rate); quick or nothing."""
-    from hera.errors import HeraError
-    from hera.manager import AgentManager
+def _held_runtime_dir(pid: int, uuid: str) -> Path | None:
+    """The runtime directory agent process ``pid`` runs in: where the lock it holds for its whole life lies.
+
+    The agent's own answer, whoever's settings it was started with: its pid-file,
+    socket and status file are beside the lock. None where that cannot be
+    seen (another user's process, unless we are root) or it holds no lock.
+    """
+    import psutil
 
     try:
-        return dict(AgentManager(store, agent).request("status", timeout=1.0))
-    except HeraError:
-        return {}
+        held = psutil.Process(pid).open_files()
+    except psutil.Error:
+        return None
+    for handle in held:
+        path = Path(handle.path)
+        if path.name == f"{uuid}.lock":
+            return path.parent
+    return None
+
+
+def _read_theirs(path: Path, uid: int) -> str | None:
+    """A small file of user ``uid``'s (no link, regular, nobody else may change it), or None: for root's listing."""
+    from hera.manager.files import MAX_SMALL_FILE
+    from hera.ownership import others_may_write
+    from hera.safe_open import open_regular
+
+    try:
+        fd, info = open_regular(path, follow=False)
+    except (OSError, ValueError):
+        return None
+    try:
+        if info.st_uid != uid or others_may_write(info):
+            return None
+        return os.read(fd, MAX_SMALL_FILE).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _published(store: Store, agent: Agent, live: Liveness) -> tuple[bool | None, LiveStatus | None]:
+    """Whether an up agent's pid-file exists (None: not ours to know), and the status it last published.
+
+    Read from files, never asked: an agent answers requests between batches,
+    and a listing must not wait for any. Where the pid-file is not in our
+    runtime directory the process itself says where it runs (the lock it
+    holds): a user's agent upped with other settings, or, for root, another
+    user's agent, whose runtime directory only they and root may enter.
+    """
+    import psutil
+
+    from hera.manager import AgentManager
+    from hera.manager.files import LiveStatus, RuntimeFiles
+
+    if live.pid is None:
+        return None, None
+    if live.pid_file:
+        return True, AgentManager(store, agent).live_status(live)
+    where = _held_runtime_dir(live.pid, agent.uuid)
+    if where is None:
+        # Ours were searched and it is not there; another user's runtime directory cannot be found.
+        return (False if store.runtime_dir is not None else None), None
+    if store.runtime_dir is not None and where == Path(os.path.abspath(store.runtime_dir)):
+        return False, None
+    try:
+        uid = psutil.Process(live.pid).uids().effective
+    except psutil.Error:
+        return None, None
+    files = RuntimeFiles(where, agent.uuid)
+    if (_read_theirs(files.pid, uid) or "").split() != [str(live.pid)]:
+        return False, None
+    text = _read_theirs(files.status, uid)
+    status: LiveStatus | None = None
+    try:
+        status = LiveStatus.model_validate_json(text) if text else None
+    except ValueError:
+        pass
+    if status is not None and (status.pid, status.uuid) != (live.pid, agent.uuid):
+        status = None
+    return True, status
+
+
+def _row(owner: str, store: Store, agent: Agent, live: Liveness) -> dict[str, Any]:
+    """One agent as the listing shows it: its cached header, and what it last published if it is up."""
+    header = agent.header
+    status: LiveStatus | None = None
+    if header is None:
+        state = "unreadable" if not os.access(agent.path, os.R_OK) else "broken"
+    elif live.up:
+        pid_file, status = _published(store, agent, live)
+        # no status yet (it is loading, or an older agent): plain "up" and the cached iteration, never a wait
+        state = status.state if status else ("up (no pid-file)" if pid_file is False else "up")
+    else:
+        state = "down" if header.dynamic else "built"
+    return {
+        "uuid": agent.uuid,
+        "callsign": agent.callsign,
+        "owner": owner,
+        "family": header.family.name if header else None,
+        "layout": header.layout if header else None,
+        "state": state,
+        "pid": live.pid,
+        "iteration": status.iteration if status else (header.iteration if header else None),
+        "rate": status.rate if status else None,
+        "mode": status.mode if status else None,
+        "holder": status.holder_pid if status else None,
+        "port": status.tcp_port if status else None,
+        "pace": status.pace if status else None,
+        "device": status.device if status else (header.device if header else None),
+        "size": agent.size(),
+        "last_up": header.last_up.isoformat() if header and header.last_up else None,
+        "path": str(agent.path),
+        "error": agent.error,
+    }
 
 
 def run(ctx: Any) -> int:
-    import os
-
     from hera.cache import pidfile
+    from hera.cache.paths import runtime_dir
     from hera.commands import target
     from hera.errors import HeraError
     from hera.table import emit, human_bytes
-
-    from hera.cache.paths import runtime_dir
 
     runtime_dir(target.locations(ctx).runtime_dir)  # refused up front if unsafe, even with nothing installed
     titles = pidfile.running_titles()  # one scan for every agent listed
@@ -123,39 +239,9 @@ def run(ctx: Any) -> int:
             unreadable.append(owner)
             continue
         for agent in agents:
-            header = agent.header
             live = store.liveness(agent.uuid, titles)
             target.report_stale(ctx, agent, live)
-            status: dict[str, Any] = {}
-            if header is None:
-                state = "unreadable" if not os.access(agent.path, os.R_OK) else "broken"
-            elif live.up and store.runtime_dir is None:
-                state = "up"  # another user's agent, by its own user's process: its pid-file and socket are theirs
-            elif live.up:
-                status = _live_status(store, agent) if live.pid_file else {}
-                state = status.get("state", "up") if live.pid_file else "up (no pid-file)"
-            else:
-                state = "down" if header.dynamic else "built"
-            rows.append(
-                {
-                    "uuid": agent.uuid,
-                    "callsign": agent.callsign,
-                    "owner": owner,
-                    "family": header.family.name if header else None,
-                    "layout": header.layout if header else None,
-                    "state": state,
-                    "pid": live.pid,
-                    "iteration": status.get("iteration", header.iteration if header else None),
-                    "rate": status.get("rate"),
-                    "mode": status.get("mode"),
-                    "port": status.get("tcp_port"),
-                    "device": status.get("device", header.device if header else None),
-                    "size": agent.size(),
-                    "last_up": header.last_up.isoformat() if header and header.last_up else None,
-                    "path": str(agent.path),
-                    "error": agent.error,
-                }
-            )
+            rows.append(_row(owner, store, agent, live))
     if unreadable:
         ctx.err.write(
             f"hera: could not read the agents of {', '.join(unreadable)} (permission denied); "
@@ -169,6 +255,7 @@ def run(ctx: Any) -> int:
         | {
             "uuid": row["uuid"][:8],
             "model": f"{row['family']}/{row['layout']}" if row["family"] else None,
+            "rate": round(row["rate"], 1) if row["rate"] is not None else None,
             "size": human_bytes(row["size"]),
             "last_up": row["last_up"].replace("+00:00", "Z") if row["last_up"] else None,
         }
