@@ -15,7 +15,16 @@ import sys
 
 import pytest
 
-from cachekit import cache_of, cached, make_instance, make_lived_instance, mode, read_head, runtime_of, with_private_system_dir
+from cachekit import (
+    cache_of,
+    cached,
+    make_instance,
+    make_lived_instance,
+    mode,
+    read_head,
+    runtime_of,
+    with_private_system_dir,
+)
 from herakit import leftovers, one_error_line
 
 ME = pwd.getpwuid(os.geteuid()).pw_name

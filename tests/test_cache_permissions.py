@@ -13,8 +13,7 @@ import pwd
 
 import pytest
 
-from cachekit import OtherUser, make_instance, mode, other_user_python, read_head
-from cachekit import throwaway_user as make_throwaway_user
+from cachekit import OtherUser, make_instance, mode, other_user_python, read_head, throwaway_user as make_throwaway_user
 from herakit import World, one_error_line
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other users")

@@ -16,7 +16,18 @@ import subprocess
 
 import pytest
 
-from cachekit import FakeAgent, cache_of, cached, dead_pid, make_instance, mode, read_head, runtime_of, with_private_system_dir, write_pid_file
+from cachekit import (
+    FakeAgent,
+    cache_of,
+    cached,
+    dead_pid,
+    make_instance,
+    mode,
+    read_head,
+    runtime_of,
+    with_private_system_dir,
+    write_pid_file,
+)
 from herakit import one_error_line
 
 
@@ -175,8 +186,8 @@ def test_the_agents_own_pid_file_writer_is_believed(tmp_path, processes):
 
 
 def test_private_directories_are_0700_and_must_be_ours(tmp_path):
-    from hera.errors import HeraError
     from hera.cache.paths import private_dir
+    from hera.errors import HeraError
 
     fresh = private_dir(tmp_path / "a" / "run")
     assert mode(fresh) == 0o700

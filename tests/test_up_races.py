@@ -101,7 +101,7 @@ def test_destroy_or_uninstall_racing_up_never_leaves_an_agent_running_without_it
         uuids.append(uuid)
 
     outcomes = []
-    for n, (uuid, offset) in enumerate(zip(uuids, UP_OFFSETS)):
+    for n, (uuid, offset) in enumerate(zip(uuids, UP_OFFSETS, strict=True)):
         remover = ("--uuid", uuid, "destroy") if n % 2 == 0 else ("--uuid", uuid, "uninstall", "-o", f"out-{n}.json")
         cached = cache_path(world, uuid)
         removing = slow_unlink(world, cached, *remover)

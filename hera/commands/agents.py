@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from hera.manager.files import LiveStatus
 
 HELP = "list installed agents"
+GLOBALS = ("cache_dir",)
 EXAMPLE = """\
 examples:
   hera agents

@@ -28,7 +28,6 @@ from hera.agent import protocol
 from hera.errors import AgentFailed, HeraError
 from hera.ownership import user_name
 
-
 #: ``request``'s default: the connection's own timeout.
 DEFAULT_TIMEOUT: object = object()
 
@@ -117,7 +116,7 @@ class AgentClient:
     def _line(self) -> bytes:
         try:
             line = self.reader.readline(protocol.MAX_REPLY * 2 + 2)
-        except socket.timeout:
+        except TimeoutError:
             raise HeraError("the agent did not answer in time") from None
         except OSError as exc:
             raise AgentGone(f"lost the agent: {exc}") from None

@@ -37,8 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import taichi as ti
 
-from hera.kernels import lif, plasticity
-from hera.kernels import synapses as syn
+from hera.kernels import lif, plasticity, synapses as syn
 from vogels_abbott import CubaParams
 
 #: Fixed-point scale of the ring (mV × 2**20): a neuron's input in one step stays far below 2**31 / scale.

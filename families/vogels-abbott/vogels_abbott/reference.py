@@ -82,7 +82,7 @@ class Reference:
             for j in fired:
                 self.a_post[j] += f32(m.a_post)
                 r = slice(int(self.in_ptr[j]), int(self.in_ptr[j + 1]))
-                k = self.in_syn[r]
-                self.weight[k] = np.minimum(np.maximum(self.weight[k] + self.a_pre[self.in_pre[r]], f32(0)), f32(m.w_max))
+                synapses = self.in_syn[r]
+                self.weight[synapses] = np.minimum(np.maximum(self.weight[synapses] + self.a_pre[self.in_pre[r]], f32(0)), f32(m.w_max))
         self.iteration += 1
         return fired

@@ -32,7 +32,7 @@ REBUILD = "rebuild it with this family"
 def state_shapes(params: CubaParams) -> dict[str, ArraySpec]:
     """Every state array of a dynamic instance: name -> (dtype, shape)."""
     n, delay = params.neurons, params.delay_steps
-    shapes = {
+    shapes: dict[str, ArraySpec] = {
         "state.v": ("float32", (n,)),
         "state.ge": ("float32", (n,)),
         "state.gi": ("float32", (n,)),
