@@ -44,7 +44,9 @@ def title(callsign: str, uuid: str, family: str, layout: str) -> str:
 
 
 def path(runtime_dir: Path, uuid: str) -> Path:
-    return runtime_dir / f"{uuid}.pid"
+    from hera.manager.files import RuntimeFiles  # every runtime file is named in one place
+
+    return RuntimeFiles(runtime_dir, uuid).pid
 
 
 def write(runtime_dir: Path, uuid: str, pid: int) -> Path:

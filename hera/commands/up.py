@@ -139,7 +139,9 @@ def run(ctx: Any) -> int:
         ctx.out.write(f"up {header.callsign} {agent.uuid} (pid {process.pid}) on {device.id}; attached {handle!r}\n")
         return 0  # interrupted while it loaded: it is up in standby, held by this shell
     if args.daemon:
-        connection = where.runtime_dir / (agent.uuid + ".connection.json")
+        from hera.manager.files import RuntimeFiles
+
+        connection = RuntimeFiles(where.runtime_dir, agent.uuid).connection
         line = (
             f"up {header.callsign} {agent.uuid} pid {process.pid} device {device.id} "
             f"port {status.get('tcp_port')} connection {connection}"
