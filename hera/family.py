@@ -103,6 +103,16 @@ class Family(ABC):
     #: dynamics. None by default, so a family opts in to each; grow refuses any other key.
     growable: ClassVar[frozenset[str]] = frozenset()
 
+    def seconds_per_iteration(self, params: Params) -> float | None:
+        """Simulated seconds one iteration stands for, if the family has a time step; None if it has none.
+
+        What a real-time pace (``--pace 1x``) is measured by, known from the
+        parameters alone so that ``build --pace`` is checked before anything
+        is written; the runtime carries the same figure
+        (:attr:`hera.runtime.Runtime.seconds_per_iteration`) for the agent.
+        """
+        return None
+
     def resolve(self, layout: str, overrides: Sequence[tuple[str, Mapping[str, Any]]] = ()) -> Params:
         """A layout's parameters with the user's overrides applied, validated.
 

@@ -110,3 +110,11 @@ def test_the_shell_shows_and_sets_the_pace(world, twins):
     assert result.rc == 0 and "Traceback" not in result.err, str(result)
     assert "set 40/s" in result.out and "now 40/s" in result.out, str(result)
     assert request(world, paced.uuid, "status")["pace"] == "40/s"
+
+
+def test_a_real_time_pace_is_checked_at_build_against_the_family(world):
+    """``build --pace 1x`` is refused for a family without a time step before any file is written; one with one keeps it."""
+    one_error_line(world("--family", "tick", "build", "-o", "rt.json", "--pace", "1x"), "family tick", "100/s", rc=2)
+    assert not (world.workdir / "rt.json").exists()
+    world("--family", "vogels-abbott", "build", "-o", "va.json", "--pace", "0.5x", check=True)
+    assert read_header(world.workdir / "va.json").pace == "0.5x"

@@ -65,6 +65,7 @@ def run(ctx: Any) -> int:
             settings.layout, params, seed, uuid=uuid, callsign=settings.callsign, summary=built.summary
         )
         if ctx.args.pace not in (None, "max"):
+            _check_pace(ctx.args.pace, family, params)
             header = header.model_copy(update={"pace": ctx.args.pace})
         try:
             with inside(directory) as here:
@@ -76,3 +77,14 @@ def run(ctx: Any) -> int:
     facts = {"callsign": header.callsign, "uuid": uuid, "family": family.name, "layout": settings.layout, "path": str(path)}
     report.done(ctx, f"built {header.callsign} {uuid} ({family.name}/{settings.layout}) -> {path}", facts)
     return 0
+
+
+def _check_pace(text: str, family: Any, params: Any) -> None:
+    """A real-time pace on a family without a time step is refused here, not at the first up."""
+    from hera.errors import UsageError
+    from hera.pace import PaceError, parse
+
+    try:
+        parse(text).rate(family.seconds_per_iteration(params), family.name)
+    except PaceError as exc:
+        raise UsageError(str(exc)) from None

@@ -115,6 +115,9 @@ class VogelsAbbott(Family):
             file_bytes=state * 4 // 3 + 8192,
         )
 
+    def seconds_per_iteration(self, params: CubaParams) -> float | None:  # type: ignore[override]
+        return params.dt_ms / 1000.0
+
     def runtime(self, header: Header, arrays: dict[str, np.ndarray], arch: str) -> Runtime:
         """The header says whether the arrays must hold a whole state (``dynamic``) and at which iteration."""
         from pydantic import ValidationError
