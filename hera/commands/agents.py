@@ -123,22 +123,12 @@ def _held_runtime_dir(pid: int, uuid: str) -> Path | None:
 
 def _read_theirs(path: Path, uid: int) -> str | None:
     """A small file of user ``uid``'s (no link, regular, nobody else may change it), or None: for root's listing."""
-    from hera.manager.files import MAX_SMALL_FILE
-    from hera.ownership import others_may_write
-    from hera.safe_open import open_regular
+    from hera.manager.files import read_private
 
     try:
-        fd, info = open_regular(path, follow=False)
+        return read_private(path, owner=uid)
     except (OSError, ValueError):
         return None
-    try:
-        if info.st_uid != uid or others_may_write(info):
-            return None
-        return os.read(fd, MAX_SMALL_FILE).decode("utf-8", "replace")
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _published(store: Store, agent: Agent, live: Liveness) -> tuple[bool | None, LiveStatus | None]:

@@ -179,18 +179,19 @@ def _write_private(target: Path, text: str, *, sync: bool = True) -> None:
         raise
 
 
-def read_private(path: Path) -> str:
-    """A small file's text: never through a link, only a regular file of ours that no one else may change.
+def read_private(path: Path, owner: int | None = None) -> str:
+    """A small file's text: never through a link, only a regular file of ``owner``'s (default: ours) that no one else may change.
 
     Opened by :func:`hera.safe_open.open_regular`, so a FIFO or device
-    planted at its name is refused before it is opened.
+    planted at its name is refused before it is opened. ``owner`` is for
+    root's listing of another user's agents, whose files are theirs.
     """
     from hera.ownership import others_may_write, user_name
     from hera.safe_open import open_regular
 
     fd, info = open_regular(path, follow=False)
     try:
-        if info.st_uid != os.getuid():
+        if info.st_uid != (os.getuid() if owner is None else owner):
             raise ValueError(f"it belongs to another user ({user_name(info.st_uid)})")
         writers = others_may_write(info)
         if writers:
