@@ -112,7 +112,7 @@ def _place(ctx: Any, agent: Any, iteration: int, made: tuple[int, str]) -> Path:
 # -- the agent's copy, and moving a file into place ---------------------------------------------
 
 
-#: The copies a running agent writes for this command (see ``hera.agent.runner.Runner.op_copy``).
+#: The copies a running agent writes for this command (see ``hera.agent.runner.handlers.Handlers.op_copy``).
 MADE_NAME = r"\.hera-copy\.{uuid}\.\d+\.[0-9a-f]{{8}}"
 #: A made copy older than this was left by a ``hera copy`` that was killed: the next one removes it.
 STALE_SECONDS = 3600.0
