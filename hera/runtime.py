@@ -22,8 +22,14 @@ The contract every runtime keeps, which hera's agent process relies on:
   :class:`~hera.errors.HeraError` naming it (hera adds the file), never a
   zero-filled brain. Random numbers must come from a counter-based
   generator keyed by (seed, iteration, index), never Taichi's own RNG.
-* ``feed`` queues input bytes and never blocks; ``read`` returns the bytes the
-  output area produced since the last read.
+* The **I/O contract** (:class:`IOContract`, the class attribute ``io``) says
+  what one unit of input is (``"byte"``), or that the family has no input
+  area (``unit`` None: hera refuses ``feed`` in one line before the runtime
+  is touched). ``feed`` queues units and never blocks; they are presented
+  in the order fed, and ``take_records`` returns one record per unit
+  presented, ``(iteration, unit, output)``, with output -1 where the output
+  area produced nothing for it, so answers are aligned with input even
+  where a brain stays silent.
 
 This module imports neither numpy nor Taichi at import time.
 """
@@ -33,7 +39,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hera.errors import HeraError
 
@@ -62,8 +68,23 @@ class StepResult:
     stopped_on: str | None = None  # the probe that fired, if the run stopped early
 
 
+@dataclass(frozen=True)
+class IOContract:
+    """What a family takes in and answers: ``unit`` is one unit of input (``"byte"``), None for no input area."""
+
+    unit: str | None
+    description: str
+
+
+#: A family with no input area: ``feed`` is refused by hera in one line.
+NO_INPUT = IOContract(None, "it runs on its own and takes no input")
+
+
 class Runtime(ABC):
     """A brain loaded onto a device."""
+
+    #: The family's I/O contract (see the module's docstring); the default: no input area.
+    io: ClassVar[IOContract] = NO_INPUT
 
     #: iterations run since the instance was built
     iteration: int
@@ -84,11 +105,11 @@ class Runtime(ABC):
         return []
 
     def feed(self, data: bytes) -> None:
-        """Queue bytes for the input area."""
-        raise NotImplementedError("this family has no input area")
+        """Queue units (bytes, for a ``"byte"`` unit) for the input area; never blocks."""
+        raise HeraError("this family has no input area", hint="its I/O contract says unit None")
 
     def queued(self) -> int:
-        """Bytes fed and not yet taken in by the brain.
+        """Units fed and not yet presented to the brain.
 
         The agent refuses more input while this many are waiting past its
         bound (the controller waits and retries), so what a fast producer
@@ -96,9 +117,15 @@ class Runtime(ABC):
         """
         return 0
 
-    def read(self) -> bytes:
-        """Bytes the output area produced since the last read."""
-        return b""
+    def take_records(self) -> np.ndarray:
+        """One row per unit presented since the last call, in order: int64 ``(iteration, unit, output)``.
+
+        ``output`` is -1 where the output area produced nothing for that unit.
+        The shape is ``(n, 3)``, ``(0, 3)`` when nothing was presented.
+        """
+        import numpy as np
+
+        return np.zeros((0, 3), np.int64)
 
     def spikes(self) -> Sequence[int] | None:
         """Indices of the neurons that spiked in the last iteration, for rasters; None if not kept."""

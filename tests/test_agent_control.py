@@ -132,9 +132,9 @@ def test_steps_and_breakpoints_stop_at_exactly_the_iteration_of_a_straight_run(w
         a.request("breakpoint_add", kind="probe", value="output")
         status = run_until_paused(a)
         assert (status["iteration"], status["stopped_on"]) == (hit + 1, "output")
-        assert a.request("read") == {"text": "x", "dropped": 0}
+        assert a.request("read") == {"data": "eA==", "dropped": 0}  # base64 of the one byte out: "x"
         step_reference_to(hit + 1)
-        assert b.request("read")["text"] == "x"
+        assert b.request("read")["data"] == "eA=="
         assert same_state() == hit + 1
 
 

@@ -233,7 +233,8 @@ def test_down_then_up_resumes_bit_exactly(world):
     header, arrays = cached_arrays(world, resumed.uuid)
     assert header.iteration == n
     assert 0 < len(arrays["pending"]) < len(text)  # input still queued went down with it
-    assert bytes(arrays["hera.output"]) == text.encode()[:n]  # and output nobody had read yet
+    assert bytes(arrays["hera.records"][:, 2].tolist()) == text.encode()[:n]  # and records nobody had read yet
+    assert arrays["hera.io"].tolist() == [len(text), n, n]  # fed, presented, answered
 
     again = up_daemon(world, "resumed.json", "--paused")
     with client(world, resumed.uuid) as agent:
@@ -246,7 +247,7 @@ def test_down_then_up_resumes_bit_exactly(world):
     resumed_header, resumed_arrays = cached_arrays(world, resumed.uuid)
     assert straight_header.iteration == resumed_header.iteration == n + m
     same_arrays(straight_arrays, resumed_arrays)
-    assert bytes(resumed_arrays["hera.output"]) == text.encode()
+    assert bytes(resumed_arrays["hera.records"][:, 2].tolist()) == text.encode()
 
 
 def _abraxas_missing() -> str | None:

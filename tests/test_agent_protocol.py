@@ -91,14 +91,14 @@ def test_bad_requests_are_refused_and_the_agent_is_unharmed(world):
     assert up.connection == runtime_dir(world) / f"{uuid}.connection.json"
     assert mode(up.connection) == 0o600
     connection = json.loads(up.connection.read_text())
-    assert set(connection) == {"uuid", "pid", "transport", "ip", "port", "key", "signature_scheme"}
+    assert set(connection) == {"uuid", "pid", "transport", "ip", "port", "key", "signature_scheme", "data_port"}
     assert (connection["uuid"], connection["pid"], connection["port"]) == (uuid, up.pid, up.port)
     assert (connection["transport"], connection["ip"], connection["signature_scheme"]) == ("tcp", "127.0.0.1", "hmac-sha256")
     key = bytes.fromhex(connection["key"])
     assert len(key) == 32
-    # It listens on loopback only.
+    # It listens on loopback only: the control port and the data port.
     listening = [c.laddr for c in psutil.Process(up.pid).net_connections("inet") if c.status == psutil.CONN_LISTEN]
-    assert listening == [("127.0.0.1", up.port)]
+    assert sorted(listening) == sorted([("127.0.0.1", up.port), ("127.0.0.1", connection["data_port"])])
 
     # -- the unix socket: each bad line gets an error reply, and the connection goes on --------
     unix = socket.socket(socket.AF_UNIX)
@@ -121,7 +121,7 @@ def test_bad_requests_are_refused_and_the_agent_is_unharmed(world):
         (b'{"id": 9, "op": "status", "args": {"__class__": "os.system"}}\n', "args.__class__"),
         (b'{"id": 10, "op": "state", "args": {"names": "weights"}}\n', "args.names"),
         (b'{"id": 11, "op": "state", "args": {"names": ["../../etc/passwd"]}}\n', "no state array"),
-        (b'{"id": 12, "op": "feed", "args": {"text": "' + b"y" * (70 * 1024) + b'"}}\n', "longer than 65536 bytes"),
+        (b'{"id": 12, "op": "feed", "args": {"text": "' + b"y" * (70 * 1024) + b'"}}\n', "more than 65536 bytes"),
         (b'{"id": 13, "op": "status", "args": {"pad": "' + b"z" * (protocol.MAX_MESSAGE + 10) + b'"}}\n', "larger than"),
     ):
         raw.send(line)

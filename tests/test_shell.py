@@ -70,7 +70,7 @@ def test_walk_build_up_step_breakpoints_state_io_status_plot_detach_reattach_dow
     assert first.run('agent.breakpoints.add(probe="output")') == "{'id': 2, 'kind': 'probe', 'value': 'output'}"
     assert first.run("agent.breakpoints") == f"1: iteration {n + 25}\n2: probe output"
     assert number(first.run("agent.step(100)")) == n + 25
-    assert number(first.run('agent.feed("hello")')) == 6
+    assert number(first.run('agent.feed("hello\\n")')) == 6  # exactly these bytes, nothing added
     first.run("agent.run()")
     first.run("import time; [time.sleep(0.02) for _ in iter(lambda: agent.status()['state'] == 'running', False)]")
     assert number(first.run("agent.iteration")) == n + 26  # the echo's first byte came out: the probe fired
@@ -80,16 +80,16 @@ def test_walk_build_up_step_breakpoints_state_io_status_plot_detach_reattach_dow
 
     # Input and output: the five other bytes of the line come out in the next iterations.
     assert number(first.run("agent.step(20)")) == n + 46
-    assert first.run("agent.read()") == "'hello\\n'"
+    assert first.run("agent.read()") == "b'hello\\n'"
 
     # State: named numpy arrays pulled from the device on demand.
     assert first.run("sorted(agent.state)") == "['counts', 'pending', 'ring', 'weights']"
     assert first.run('agent.state["weights"].dtype, agent.state["weights"].shape') == "(dtype('float32'), (64,))"
     assert first.run('type(agent.state["counts"]).__name__, int(agent.state["counts"].sum()) > 0') == "('ndarray', True)"
 
-    # The status line: state, iteration, rate, spikes.
+    # The status line: state, iteration, rate, how far through its input, spikes.
     line = first.run("status")
-    assert re.fullmatch(rf"{callsign} paused  iteration {n + 46}  0 it/s  spikes \d+", line), line
+    assert re.fullmatch(rf"{callsign} paused  iteration {n + 46}  0 it/s  fed 6  presented 6  answered 6  spikes \d+", line), line
 
     # plot, for a running agent: a PNG, and the agent runs on.
     first.run("agent.run()")
@@ -118,11 +118,17 @@ def test_walk_build_up_step_breakpoints_state_io_status_plot_detach_reattach_dow
     assert first.state == (None, None, None)
 
     # Down from the second terminal: it detaches, and the listing says down.
+    assert second.run('agent.feed(b"\\xff\\x00")') == "2"  # any bytes; each unit presented gets a record
     assert number(second.run("agent.step(5)")) == m + 5
-    assert second.run("agent.down()") == f"'down {callsign} at iteration {m + 5}; detached'"
+    assert second.run("[(r['unit'], r['output']) for r in agent.records()]") == "[(255, 255), (0, 0)]"
+    # The signal at the prompt: the agent's output as text, its control bytes escaped.
+    assert second.run('agent.feed(b"ok\\x0e\\x1b[2J\\n")') == "8"
+    assert number(second.run("agent.step(8)")) == m + 13
+    assert second.run(f"signal SIGTTOU {callsign}") == "ok\\x0e\\x1b[2J"
+    assert second.run("agent.down()") == f"'down {callsign} at iteration {m + 13}; detached'"
     assert second.state == (None, None, None)
     row = re.search(rf"^\S+\s+{callsign}\s+tick/example\s+(\S+)\s+\S+\s+(\d+)", second.run("agents"), re.M)
-    assert row is not None and row.groups() == ("down", str(m + 5))
+    assert row is not None and row.groups() == ("down", str(m + 13))
     assert second.exit("eof") == 0
     assert first.exit() == 0
 

@@ -195,7 +195,8 @@ def test_an_agent_cached_in_the_previous_format_resumes_exactly_and_is_rewritten
     rewritten = cache_path(world, uuid)
     assert FORMAT_VERSION > 1 and f'"format_version": {FORMAT_VERSION},'.encode() in rewritten.read_bytes()[:80]
     again = load(rewritten)
-    assert sorted(again.arrays) == sorted(old.arrays)
+    assert sorted(again.arrays) == sorted([*old.arrays, "hera.io"])  # the agent's I/O counts are saved now too
+    assert again.arrays["hera.io"].tolist() == [len(old.arrays["io.pending"]), 0, 0]  # what was queued was fed
     for name, array in old.arrays.items():
         assert again.arrays[name].tobytes() == array.tobytes(), name
         if name in arrays:

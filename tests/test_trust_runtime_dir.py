@@ -52,7 +52,7 @@ server.listen(8)
 RESULTS = {
     "status": {"state": "running", "iteration": 1, "uuid": uuid, "mode": "daemon", "pid": os.getpid()},
     "down": {"iteration": 99, "path": "/tmp/chosen-by-the-attacker"},
-    "read": {"text": "", "dropped": 0},
+    "read": {"data": "", "records": [], "dropped": 0},
 }
 
 def serve(conn):

@@ -31,6 +31,7 @@ from hera.instance.atomic import previous_path
 from hera.manager.files import ConnectionFile, Launch, RuntimeFiles, log_path
 
 if TYPE_CHECKING:
+    from hera.agent.dataport import DataPort
     from hera.agent.runner import Runner
     from hera.agent.server import ControlServer
     from hera.instance import Header
@@ -40,7 +41,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("hera.agent")
 
 OWN_PREFIX = "hera."
-#: Output the agent produced that no controller has read yet: saved, so down loses none of it.
+#: Records (iteration, unit, output) that no controller has read yet: saved, so down loses none of them.
+RECORDS_ARRAY = "hera.records"
+#: The I/O counts [fed, presented, answered], saved so ``inspect`` and the next up carry on from them.
+IO_ARRAY = "hera.io"
+#: Older agents saved their unread output as bytes; loaded as records of no known iteration or unit (-1).
 OUTPUT_ARRAY = "hera.output"
 #: Signals whose handlers only note the name for the inner loop to act on.
 NOTED = ("SIGTERM", "SIGINT", "SIGTSTP", "SIGCONT", "SIGHUP", "SIGQUIT")
@@ -184,9 +189,8 @@ def _take_lock(runtime_dir: Path, lock: Path) -> int | None:
 
 
 def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted: list[str]) -> int:
-    import numpy as np
-
     from hera import family as families
+    from hera.agent.dataport import DataPort
     from hera.agent.runner import Runner
     from hera.agent.server import ControlServer
     from hera.agent.status import StatusFile
@@ -219,6 +223,8 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
     last_up = now()
     key = secrets.token_bytes(32)
     server = ControlServer(launch.uuid, files.socket, tcp=launch.daemon, key=key, tcp_host=launch.tcp_host)
+    # In daemon mode a data port beside the control port: bytes in, records out (hera.agent.dataport).
+    dataport = DataPort(launch.uuid, key, launch.tcp_host) if launch.daemon else None
 
     def export_state() -> Callable[[Path | None], str]:
         """Take the state off the device now (the loop's thread); the writer it returns may run on any thread.
@@ -229,9 +235,11 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
         """
         started = time.perf_counter()
         arrays = runtime.export_state()
-        runner.collect_output()
-        if runner.output:
-            arrays[OUTPUT_ARRAY] = np.frombuffer(b"".join(runner.output), dtype=np.uint8)
+        runner.collect_records()
+        if runner.records.unit is not None:
+            arrays[IO_ARRAY] = runner.records.saved()
+            if runner.records.unread_records:
+                arrays[RECORDS_ARRAY] = runner.records.peek()
         exported = time.perf_counter()
         iteration = runtime.iteration
         kept = None if runner.pace.kind == "max" else runner.pace.text  # the pace goes down and up with the agent
@@ -262,6 +270,7 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
         "device": launch.device,
         "pid": os.getpid(),
         "tcp_port": server.tcp_port,
+        "data_port": dataport.port if dataport is not None else None,
         "neurons": header.summary.get("neurons"),
         "seconds_per_iteration": runtime.seconds_per_iteration,
         "runtime_dir": str(launch.runtime_dir),
@@ -270,6 +279,7 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
         "copy_dir": str(launch.cache_path.parent),
     }
     status_file = StatusFile(files.status, server.presence)
+    counts, unread = _own_records(own)
     runner = Runner(
         runtime,
         server,
@@ -281,27 +291,29 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
         export=export_state,
         pace=pace,
         status_file=status_file,
+        counts=counts,
+        unread=unread,
     )
     server.on_change = status_file.publish
     try:
-        return _run(launch, header, ready, files, runner, server, own, key, warning, save_state)
+        return _run(launch, header, ready, files, runner, server, dataport, key, warning, save_state)
     finally:
         status_file.close()  # nothing writes it again, not even a connection closing as the agent leaves
 
 
 def _run(
     launch: Launch, header: Header, ready: Ready, files: RuntimeFiles, runner: Runner, server: ControlServer,
-    own: dict[str, Any], key: bytes, warning: str | None, save_state: Callable[[], str],
+    dataport: DataPort | None, key: bytes, warning: str | None, save_state: Callable[[], str],
 ) -> int:
     """Serve, tell the controller the agent is up, run the loop; leave as the loop says."""
-    if OUTPUT_ARRAY in own:
-        runner.output.append(own[OUTPUT_ARRAY].tobytes())
-        runner.output_bytes = len(runner.output[0])
     if launch.daemon:
         ConnectionFile(
-            uuid=header.uuid, pid=os.getpid(), ip=launch.tcp_host, port=server.tcp_port, key=key.hex()
+            uuid=header.uuid, pid=os.getpid(), ip=launch.tcp_host, port=server.tcp_port, key=key.hex(),
+            data_port=dataport.port if dataport is not None else None,
         ).write(files.connection)
     server.start()
+    if dataport is not None:
+        dataport.start(runner)
     if not header.dynamic:
         # The first stop of a fresh instance creates its cached state; save now so
         # even a SIGKILL before the first autosave leaves a resumable agent.
@@ -310,6 +322,8 @@ def _run(
     ready.send("READY", {**runner.status(), "warning": warning} if warning else runner.status())
     leaving = runner.loop()
     server.close()
+    if dataport is not None:  # the records already made reach their streams, with an end line each
+        dataport.close()
     if runner.status_file is not None:
         runner.status_file.close()
     if leaving.save:
@@ -323,6 +337,35 @@ def _run(
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGQUIT)
     return 0
+
+
+def _own_records(own: dict[str, Any]) -> tuple[tuple[int, int, int] | None, Any]:
+    """The saved I/O counts and unread records (``hera.io``, ``hera.records``; an older file's ``hera.output``).
+
+    Arrays of the wrong shape are ignored (with a warning): they are the
+    agent's own bookkeeping, never a reason to refuse the brain.
+    """
+    import numpy as np
+
+    counts, unread = None, None
+    saved = own.get(IO_ARRAY)
+    if saved is not None:
+        if saved.shape == (3,) and saved.dtype.kind == "i":
+            fed, presented, answered = (int(v) for v in saved)
+            counts = (fed, presented, answered)
+        else:
+            log.warning("ignoring %s of shape %s", IO_ARRAY, saved.shape)
+    records = own.get(RECORDS_ARRAY)
+    if records is not None:
+        if records.ndim == 2 and records.shape[1] == 3 and records.dtype.kind == "i":
+            unread = records.astype(np.int64)
+        else:
+            log.warning("ignoring %s of shape %s", RECORDS_ARRAY, records.shape)
+    old = own.get(OUTPUT_ARRAY)
+    if unread is None and old is not None and old.size:
+        unread = np.full((old.size, 3), -1, np.int64)
+        unread[:, 2] = old.reshape(-1).astype(np.uint8)
+    return counts, unread
 
 
 def _pace(launch: Launch, header: Header, runtime: Runtime) -> Pace:

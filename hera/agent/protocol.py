@@ -156,6 +156,20 @@ def encode_data(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+class ReadArgs(Args):
+    """``read``: the oldest unread records, at most ``limit`` of them; ``records`` adds them to the reply.
+
+    The reply: ``data``, the outputs of the records taken as base64 (units
+    with no output skipped), ``records`` (with ``records``: one
+    ``{"iteration", "unit", "output"}`` per unit presented, ``output`` null
+    for none) and ``dropped`` (records lost since the last read because
+    nobody read them).
+    """
+
+    records: bool = False
+    limit: int | None = Field(None, ge=1, le=1 << 20)
+
+
 class StateArgs(Args):
     names: list[str] | None = Field(None, max_length=4096)
 
@@ -191,6 +205,7 @@ ARGS: dict[str, type[Args]] = {
     "breakpoint_add": BreakpointAddArgs,
     "breakpoint_remove": BreakpointRemoveArgs,
     "feed": FeedArgs,
+    "read": ReadArgs,
     "state": StateArgs,
     "attach": AttachArgs,
     "signal": SignalArgs,

@@ -87,6 +87,66 @@ def _unread_line(sock: socket.socket) -> bool:
         return False
 
 
+class Warnings:
+    """Logs a warning that a peer can provoke at most once per ``WARN_SECONDS`` per kind: a flood must not rotate the log away."""
+
+    def __init__(self) -> None:
+        #: By kind: when last logged, and how many were kept quiet since.
+        self._warned: dict[str, tuple[float, int]] = {}
+
+    def __call__(self, key: str, message: str) -> None:
+        now = time.monotonic()
+        last, quiet = self._warned.get(key, (0.0, 0))
+        if last and now - last < WARN_SECONDS:
+            self._warned[key] = (last, quiet + 1)
+            return
+        if len(self._warned) > 256:  # keys carry refusal texts: keep the table small
+            self._warned.clear()
+        self._warned[key] = (now, 0)
+        log.warning("%s%s", message, f" (and {quiet} more like it since the last)" if quiet else "")
+
+
+def accept_forever(
+    listener: socket.socket,
+    kind: str,
+    stop: threading.Event,
+    admit: Callable[[socket.socket, str], None],
+    warn: Callable[[str, str], None],
+    shed: Callable[[OSError], None],
+) -> None:
+    """Accept for as long as the agent lives: an error is waited out, never the end of the thread.
+
+    The issue this answers: ~1,100 connections made accept() fail with
+    EMFILE, which ended the thread, and the owner's ``hera`` then waited
+    in vain until the agent died. ``shed`` may close a connection to free a
+    descriptor; ``stop`` set (and the listener closed) is the only way out.
+    Shared by the control port and the data port (:mod:`hera.agent.dataport`).
+    """
+    delay = ACCEPT_BACKOFF[0]
+    failing = False
+    while not stop.is_set():
+        try:
+            sock, _ = listener.accept()
+        except OSError as exc:
+            if stop.is_set():
+                return  # the listener was closed under us: the only way out
+            if not failing:  # one line per streak of failures, not one per retry
+                warn(f"accept-{kind}", f"accept on the {kind} socket failed ({exc}); retrying")
+                failing = True
+            shed(exc)
+            stop.wait(delay)
+            delay = min(delay * 2, ACCEPT_BACKOFF[1])
+            continue
+        except Exception:  # noqa: BLE001 - the thread must outlive any surprise
+            log.exception("accept on the %s socket failed", kind)
+            stop.wait(ACCEPT_BACKOFF[1])
+            continue
+        if failing:
+            log.info("accepting on the %s socket again", kind)
+        delay, failing = ACCEPT_BACKOFF[0], False
+        admit(sock, kind)
+
+
 @dataclass
 class Call:
     """One request on its way to the inner loop, and how to answer it."""
@@ -167,8 +227,7 @@ class ControlServer:
         #: shutdown never reaches a descriptor number that a closed socket left for reuse.
         self._connections: set[Connection] = set()
         self._guard = threading.Lock()
-        #: Warnings that a peer can provoke at will, by kind: when last logged, and how many since.
-        self._warned: dict[str, tuple[float, int]] = {}
+        self._warn = Warnings()
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
         unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -190,7 +249,10 @@ class ControlServer:
 
     def start(self) -> None:
         for listener, kind in self.listeners:
-            threading.Thread(target=self._accept, args=(listener, kind), daemon=True, name=f"hera-accept-{kind}").start()
+            threading.Thread(
+                target=accept_forever, args=(listener, kind, self._stop, self._admit, self._warn, self._shed_for),
+                daemon=True, name=f"hera-accept-{kind}",
+            ).start()
         if any(kind == "tcp" for _, kind in self.listeners):
             threading.Thread(target=self._reap, daemon=True, name="hera-reaper").start()
 
@@ -201,37 +263,6 @@ class ControlServer:
                 listener.close()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
-
-    def _accept(self, listener: socket.socket, kind: str) -> None:
-        """Accept for as long as the agent lives: an error is waited out, never the end of the thread.
-
-        The issue this answers: ~1,100 connections made accept() fail with
-        EMFILE, which ended the thread, and the owner's ``hera`` then waited
-        in vain until the agent died.
-        """
-        delay = ACCEPT_BACKOFF[0]
-        failing = False
-        while not self._stop.is_set():
-            try:
-                sock, _ = listener.accept()
-            except OSError as exc:
-                if self._stop.is_set():
-                    return  # close() closed the listener under us: the only way out
-                if not failing:  # one line per streak of failures, not one per retry
-                    self._warn(f"accept-{kind}", f"accept on the {kind} socket failed ({exc}); retrying")
-                    failing = True
-                self._shed_for(exc)
-                self._stop.wait(delay)
-                delay = min(delay * 2, ACCEPT_BACKOFF[1])
-                continue
-            except Exception:  # noqa: BLE001 - the thread must outlive any surprise
-                log.exception("accept on the %s socket failed", kind)
-                self._stop.wait(ACCEPT_BACKOFF[1])
-                continue
-            if failing:
-                log.info("accepting on the %s socket again", kind)
-            delay, failing = ACCEPT_BACKOFF[0], False
-            self._admit(sock, kind)
 
     def _shed_for(self, exc: OSError) -> None:
         """Out of descriptors: close the oldest handshake, whose peer has proved nothing, to make room."""
@@ -292,18 +323,6 @@ class ControlServer:
             self._connections.discard(conn)
             self._make_room(conn)
             self._connections.add(conn)
-
-    def _warn(self, key: str, message: str) -> None:
-        """Log a warning a peer can provoke at most once per ``WARN_SECONDS`` per kind: a flood must not rotate the log away."""
-        now = time.monotonic()
-        last, quiet = self._warned.get(key, (0.0, 0))
-        if last and now - last < WARN_SECONDS:
-            self._warned[key] = (last, quiet + 1)
-            return
-        if len(self._warned) > 256:  # keys carry refusal texts: keep the table small
-            self._warned.clear()
-        self._warned[key] = (now, 0)
-        log.warning("%s%s", message, f" (and {quiet} more like it since the last)" if quiet else "")
 
     def _reap(self) -> None:
         """Close handshakes past their deadline, however busy (or slowly dribbling) their peer is."""

@@ -2,7 +2,7 @@
 
 Asking every up agent for its status made a listing wait for each one's
 batch in turn; so each agent publishes :class:`hera.manager.files.LiveStatus`
-(state, iteration, rate, MODE, the holder's pid, device, port, pace) as
+(state, iteration, rate, MODE, the holder's pid, device, port, pace, I/O counts) as
 ``<uuid>.status.json`` in its runtime directory, written atomically, 0600:
 
 * at start, before it tells ``hera up`` it is ready;
@@ -43,7 +43,7 @@ class StatusFile:
         self._lock = threading.Lock()
         self._closed = False
         self._key: tuple[Any, ...] | None = None
-        self._iteration: int | None = None
+        self._iteration: tuple[Any, Any] | None = None  # (iteration, io): how far it got
         self._written = 0.0
         self._snapshot: dict[str, Any] = {}
 
@@ -59,7 +59,7 @@ class StatusFile:
                 return
             now = self.presence()
             key = (snapshot.get("state"), now["mode"], now["holder_pid"], snapshot.get("pace"))
-            iteration = snapshot.get("iteration")
+            iteration = (snapshot.get("iteration"), snapshot.get("io"))  # progress: iterating, or fed while paused
             clock = time.monotonic()
             if key == self._key and (
                 iteration == self._iteration or (moving and clock - self._written < SECONDS)

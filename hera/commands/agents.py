@@ -199,6 +199,7 @@ def _row(owner: str, store: Store, agent: Agent, live: Liveness) -> dict[str, An
         "holder": status.holder_pid if status else None,
         "port": status.tcp_port if status else None,
         "pace": status.pace if status else None,
+        "io": status.io if status else None,
         "device": status.device if status else (header.device if header else None),
         "size": agent.size(),
         "last_up": header.last_up.isoformat() if header and header.last_up else None,

@@ -8,7 +8,7 @@ from typing import Any
 from hera.cli import AGENT_OPTIONS, agent_argument
 
 GLOBALS = AGENT_OPTIONS
-HELP = "show an agent's header, areas, weight statistics, state and files"
+HELP = "show an agent's header, areas, weight statistics, state, I/O counts and files"
 EXAMPLE = """\
 examples:
   hera --uuid 3f2a inspect
@@ -106,6 +106,21 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def saved_io(opened: Any) -> dict[str, Any] | None:
+    """The I/O counts an agent saved with its state (``hera.io``, ``hera.records``), or None if it saved none.
+
+    Units ``fed``, ``presented`` and ``answered``; ``pending`` (fed, not yet
+    presented: they wait in the saved input queue) and ``unread`` (records
+    no controller has read yet) follow from them.
+    """
+    if "hera.io" not in opened.entries or opened.entries["hera.io"].shape != (3,):
+        return None
+    fed, presented, answered = (int(v) for v in opened.array("hera.io"))
+    records = opened.entries.get("hera.records")
+    unread = int(records.shape[0]) if records is not None and len(records.shape) == 2 else 0
+    return {"fed": fed, "presented": presented, "pending": fed - presented, "answered": answered, "unread": unread}
+
+
 def run(ctx: Any) -> int:
     import json
 
@@ -131,6 +146,7 @@ def run(ctx: Any) -> int:
     with InstanceFile(path) as opened:
         header = opened.header
         arrays = {name: _describe(opened, name) for name in opened.entries}
+        io = saved_io(opened)
     report: dict[str, Any] = {
         "path": str(path),
         "location": where,
@@ -138,6 +154,7 @@ def run(ctx: Any) -> int:
         "state": state or ("with dynamic state" if header.dynamic else "dead (no dynamic state)"),
         "pid": pid,
         "header": header.model_dump(mode="json", exclude_none=True),
+        "io": io,
         "arrays": arrays,
     }
     if ctx.args.json:
@@ -154,6 +171,11 @@ def run(ctx: Any) -> int:
         out.write(f"  installed   {header.installed.installed_at.isoformat()} by {header.installed.owner} ({header.installed.scope})\n")
     if header.last_up:
         out.write(f"  last up     {header.last_up.isoformat()} on {header.device}\n")
+    if io is not None:
+        out.write(
+            f"  io          fed {io['fed']:,}, presented {io['presented']:,} ({io['pending']:,} pending), "
+            f"answered {io['answered']:,}, unread {io['unread']:,}\n"
+        )
     out.write(f"  file        {path} ({human_bytes(report['file_bytes'])}, {where})\n")
     for line in summary_lines(header.summary):
         out.write(f"  {line}\n")

@@ -12,16 +12,18 @@ them another way (and says so in docs/signals.md):
 * SIGKILL is sent as is: the agent dies at once and the cache keeps its last
   save (an autosave or the first up); the stale pid-file is cleaned later.
 
-SIGTTIN pipes this command's standard input, line by line, into the agent's
-input area: bytes as they are (base64 on the wire, so input that is not
-UTF-8 arrives intact), never more than one line of at most ``FEED_LIMIT``
-bytes in memory (a longer line, even one without end, is refused in one
-line). While the agent's input queue is full it answers busy, and this
-command waits and sends the line again: nothing is dropped, and nothing
-grows. A paused agent takes no input in, so then the command stops with one
-line saying how much went in. SIGTTOU writes what its output area
-produced to standard output. Both pass through the control plane and never
-block the inner loop.
+SIGTTIN pipes this command's standard input into the agent's input area:
+bytes as they are, in chunks of at most ``FEED_LIMIT`` (base64 on the wire),
+no line splitting and no pacing: the agent's own pace sets the speed. While
+its input queue is full it answers busy, and this command waits and sends the
+chunk again: nothing is dropped, and the controller holds one chunk. A paused
+agent takes no input in, so then the command stops with one line saying how
+much went in. SIGTTOU writes what its output area produced for the units it
+was fed: on a terminal as text with control bytes escaped, raw bytes with
+``--raw`` (or when standard output is not a terminal), one JSON record per
+presented unit with ``--jsonl``. Both pass through the control plane and never
+block the inner loop; the client side is :mod:`hera.streams`, which the
+shell's ``agent.feed`` / ``agent.read`` share.
 
 A real signal goes to the pid that hera has just found up, through a pidfd
 opened and checked before sending, so a pid that ended (or was reused) in
@@ -47,8 +49,8 @@ TABLE = {
     "SIGABRT": "terminate without updating the cache, and dump core",
     "SIGKILL": "terminate at once without updating the cache",
     "SIGTERM": "terminate normally and update the cache",
-    "SIGTTIN": "pipe standard input, line by line, into the input area",
-    "SIGTTOU": "pipe the output area's lines to standard output",
+    "SIGTTIN": "pipe standard input, as bytes, into the input area",
+    "SIGTTOU": "pipe the output area's output to standard output",
 }
 GLOBALS = AGENT_OPTIONS
 HELP = "send one of the spec's signals to an agent"
@@ -57,23 +59,25 @@ EXAMPLE = "signals:\n" + "\n".join(f"  {name:<8} {what}" for name, what in TABLE
 examples:
   hera --uuid 3f2a signal SIGTERM
   hera signal SIGTSTP brisk-otter         # the agent after the signal's name
-  echo "the quick brown fox" | hera --uuid 3f2a signal SIGTTIN
+  hera --uuid 3f2a signal SIGTTIN < corpus.bin
   hera --uuid 3f2a signal SIGTTOU --follow
+  hera --uuid 3f2a signal SIGTTOU --jsonl > records.jsonl
 
-Piped input goes in as bytes, line by line: lines of at most 64 KiB, at most
-1,000 lines a second; while the agent's input queue (1 MiB) is full, hera
-waits for it to take some in."""
-
-LINES_PER_SECOND = 1000
-#: While the agent is busy (its input queue full): first wait and longest wait, in seconds.
-BUSY_WAIT = (0.01, 0.2)
+Piped input goes in as bytes, any bytes, at the agent's own pace: while its
+input queue (1 MiB) is full, hera waits for it to take some in. Output on a
+terminal is text with control bytes escaped (\\xNN); --raw writes the bytes
+as they are; --jsonl writes one record per unit presented:
+{"iteration": N, "unit": BYTE, "output": BYTE or null}."""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("signal", help=HELP, description=HELP + ".", epilog=EXAMPLE)
     parser.add_argument("name", metavar="NAME", help="signal name, e.g. SIGTERM (the SIG prefix is optional)")
     agent_argument(parser)
-    parser.add_argument("-f", "--follow", action="store_true", help="with SIGTTOU: keep writing output until Ctrl-C")
+    parser.add_argument("-f", "--follow", action="store_true", help="with SIGTTOU: keep writing output until Ctrl-C or the agent goes down")
+    form = parser.add_mutually_exclusive_group()
+    form.add_argument("--raw", action="store_true", help="with SIGTTOU: the output bytes as they are, even on a terminal")
+    form.add_argument("--jsonl", action="store_true", help="with SIGTTOU: one JSON record per unit presented")
     return parser
 
 
@@ -93,12 +97,15 @@ def canonical(name: str) -> str:
 def run(ctx: Any) -> int:
     import os
     import sys
-    import time
 
     from hera import children
     from hera.commands import target
+    from hera.errors import UsageError
 
     name = canonical(ctx.args.name)
+    given = [flag for flag in ("follow", "raw", "jsonl") if getattr(ctx.args, flag)]
+    if given and name != "SIGTTOU":
+        raise UsageError(f"--{given[0]} is for SIGTTOU, not {name}", hint="hera --uuid X signal SIGTTOU --" + given[0])
     manager = target.select_up(ctx, target.positional(ctx, ctx.args.file), verb="signal")
     agent = manager.agent
     if name == "SIGSTOP":
@@ -117,121 +124,78 @@ def run(ctx: Any) -> int:
         return 0
     if name == "SIGTTOU":
         manager.signal(signals.SIGTTOU)
-        with manager.client() as client:
-            try:
-                while True:
-                    result = client.request("read")
-                    if result["dropped"]:
-                        ctx.err.write(f"hera: {result['dropped']} bytes of output were dropped before this read\n")
-                    if result["text"]:
-                        ctx.out.write(result["text"])
-                        ctx.out.flush()
-                    if not ctx.args.follow:
-                        return 0
-                    time.sleep(0.1)
-            except KeyboardInterrupt:
-                return 0
+        read(ctx, manager)
+        return 0
     pid = manager.signal(getattr(signals, name))
     ctx.out.write(f"sent {name} to {agent.callsign} (pid {pid})\n")
     return 0
 
 
-# -- SIGTTIN --------------------------------------------------------------------------------------
+# -- SIGTTIN and SIGTTOU --------------------------------------------------------------------------
 
 
 def feed(ctx: Any, manager: Any) -> None:
-    """Standard input into the agent, line by line, waiting while the agent is busy; says how much went in."""
+    """Standard input into the agent, chunk by chunk, waiting while it is busy; says how much went in."""
     import sys
-    import time
 
-    agent = manager.agent
-    fed = Fed()
+    from hera import streams
+
+    fed = streams.Fed(manager.agent.callsign)
+    progress = streams.Progress(ctx.err, streams.total_size(sys.stdin)) if streams.is_terminal(ctx.err) else None
     try:
         with manager.client() as client:
-            for line in lines(sys.stdin, fed):
-                started = time.monotonic()
-                _feed_one(client, agent, line, fed)
-                fed.add(line)
-                time.sleep(max(0.0, 1.0 / LINES_PER_SECOND - (time.monotonic() - started)))
+            streams.feed(client, streams.chunks(sys.stdin), fed, progress)
     except KeyboardInterrupt:
-        ctx.err.write(f"fed {fed} to {agent.callsign} before the interrupt\n")
+        if progress is not None:
+            progress.clear()
+        ctx.err.write(f"{fed.summary()} before the interrupt\n")
         raise
-    ctx.err.write(f"fed {fed.summary()} to {agent.callsign}{fed.waits()}\n")
+    finally:
+        if progress is not None:
+            progress.clear()
+    ctx.err.write(fed.summary() + "\n")
 
 
-class Fed:
-    """How much went in: lines (a last one without a newline counts), bytes, and the seconds spent waiting."""
+def read(ctx: Any, manager: Any) -> None:
+    """What the output area produced, in the form asked for; with ``--follow`` until Ctrl-C or the agent goes down.
 
-    def __init__(self) -> None:
-        self.lines = 0
-        self.bytes = 0
-        self.open_line = False
-        self.waited = 0.0
-
-    def add(self, line: bytes) -> None:
-        self.bytes += len(line)
-        self.open_line = not line.endswith(b"\n")  # only the last can be: the input ended there
-        self.lines += not self.open_line
-
-    def __str__(self) -> str:
-        return f"{self.lines + self.open_line} line(s) ({self.bytes} bytes)"
-
-    def summary(self) -> str:
-        return f"{self.lines + self.open_line} line(s)"
-
-    def waits(self) -> str:
-        return f" (waited {self.waited:.1f} s while its input queue was full)" if self.waited else ""
-
-
-def lines(stream: Any, fed: Fed) -> Any:
-    """Standard input as bytes, a line at a time, never more than ``FEED_LIMIT + 1`` bytes read at once.
-
-    ``readline(FEED_LIMIT + 1)`` stops past the limit, so a line with no end
-    (the issue's 500 MB) costs 64 KiB of memory and is refused, in one line,
-    as any line over the documented limit is. A text stream without a byte
-    buffer (a replaced ``sys.stdin``) is encoded back to the bytes it came from.
+    Following ends as ``docker logs --follow`` does when its container
+    stops: one line saying so, exit status 0. What the agent presented and
+    nobody read yet is saved with it and read after the next up.
     """
-    from hera.agent.protocol import FEED_LIMIT  # the agent's limit on one feed, newline included
-    from hera.errors import HeraError
-
-    binary = getattr(stream, "buffer", None)
-    while True:
-        if binary is not None:
-            line = binary.readline(FEED_LIMIT + 1)
-        else:
-            line = stream.readline(FEED_LIMIT + 1).encode("utf-8", "surrogateescape")
-        if not line:
-            return
-        if len(line) > FEED_LIMIT:
-            raise HeraError(
-                f"standard input: line {fed.lines + 1} is longer than {FEED_LIMIT} bytes; fed {fed} before it",
-                hint=f"split it into lines of at most {FEED_LIMIT // 1024} KiB",
-            )
-        yield line
-
-
-def _feed_one(client: Any, agent: Any, line: bytes, fed: Fed) -> None:
-    """One feed, sent again while the agent is busy and running; refused for good if it is not running."""
     import time
 
-    from hera.agent import protocol
-    from hera.errors import HeraError
+    from hera import streams
+    from hera.manager.client import AgentGone
 
-    wait = BUSY_WAIT[0]
-    data = protocol.encode_data(line)
-    while True:
+    jsonl, follow = ctx.args.jsonl, ctx.args.follow
+    # Raw into a pipe or a file (and where the stream has no bytes under it, escaped after all).
+    binary = getattr(ctx.out, "buffer", None) if ctx.args.raw or not streams.is_terminal(ctx.out) else None
+    escape = streams.Escaper()
+    with manager.client() as client:
         try:
-            client.request("feed", data=data)
-            return
-        except HeraError as exc:
-            if not exc.message.removeprefix("agent: ").startswith(protocol.BUSY):
+            while True:
+                for reply in streams.reads(client):
+                    if reply["dropped"]:
+                        ctx.err.write(f"hera: {reply['dropped']:,} unread record(s) were dropped before this read\n")
+                    if jsonl:
+                        ctx.out.write(streams.jsonl(reply["records"]))
+                    elif binary is not None:
+                        ctx.out.flush()
+                        binary.write(streams.output(reply))
+                        binary.flush()
+                    else:
+                        ctx.out.write(escape(streams.output(reply)))
+                    ctx.out.flush()
+                if not follow:
+                    break
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            pass
+        except AgentGone:
+            if not follow:
                 raise
-        state = client.request("status")["state"]
-        if state != "running":  # nothing takes input in while it is stopped: waiting would be for ever
-            raise HeraError(
-                f"{agent.callsign}'s input queue is full and it is {state}: fed {fed} before that",
-                hint=f"continue it (hera --uuid {agent.uuid[:8]} signal SIGCONT) and feed the rest",
-            )
-        time.sleep(wait)
-        fed.waited += wait
-        wait = min(2 * wait, BUSY_WAIT[1])
+            ctx.err.write(f"{manager.agent.callsign} went down; no more output until it is up again\n")
+    if binary is None and not jsonl:
+        ctx.out.write(escape(b"", final=True))
+        ctx.out.flush()

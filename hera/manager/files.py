@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -102,6 +102,8 @@ class ConnectionFile(BaseModel):
     port: int = Field(ge=1, le=65535)
     key: str = Field(pattern=r"^[0-9a-f]{64}$")
     signature_scheme: Literal["hmac-sha256"] = "hmac-sha256"
+    #: The data port beside ``port`` (same ``ip``, same key): raw bytes in, records out (docs/protocol.md).
+    data_port: int | None = Field(None, ge=1, le=65535)
 
     @property
     def key_bytes(self) -> bytes:
@@ -139,7 +141,11 @@ class LiveStatus(BaseModel):
     holder_pid: int | None = None
     device: str
     tcp_port: int | None = None
+    #: The daemon's data port (docs/protocol.md, "The data port"); None without daemon mode.
+    data_port: int | None = None
     pace: str | None = None
+    #: Units fed, presented, pending and answered (``status``'s ``io``); ``{"unit": None}`` without an input area.
+    io: dict[str, Any] | None = None
     #: When it was written (seconds since the epoch): a reader can tell how fresh ITERATION is.
     written_at: float = Field(default_factory=time.time)
 

@@ -188,13 +188,36 @@ class AgentHandle:
             raise HeraError(str(exc)) from None
         return str(self.client.request("pace", pace=text)["pace"])
 
-    def feed(self, text: str) -> int:
-        """Queue a line for the input area (a newline is added if missing)."""
-        return int(self.client.request("feed", text=text if text.endswith("\n") else text + "\n")["fed"])
+    def feed(self, data: bytes | str) -> int:
+        """Queue exactly these units for the input area (a str as its UTF-8 bytes; nothing added); how many.
 
-    def read(self) -> str:
-        """What the output area produced since the last read."""
-        return str(self.client.request("read")["text"])
+        Any size: it goes in chunks, waiting while the agent's input queue is
+        full, as ``hera signal SIGTTIN`` does (Ctrl-C stops it; what went in stays).
+        """
+        from hera import streams
+
+        units = data.encode() if isinstance(data, str) else bytes(data)
+        return streams.feed(self.client, streams.pieces(units), streams.Fed(self.callsign)).bytes
+
+    def read(self) -> bytes:
+        """The bytes the output area produced since the last read (units that produced nothing add none)."""
+        from hera import streams
+
+        return b"".join(streams.output(reply) for reply in self._reads())
+
+    def records(self) -> list[dict[str, Any]]:
+        """One record per unit presented since the last read: ``{"iteration", "unit", "output"}`` (None: nothing)."""
+        return [record for reply in self._reads() for record in reply["records"]]
+
+    def _reads(self) -> Iterator[dict[str, Any]]:
+        from hera import streams
+
+        for reply in streams.reads(self.client):
+            if reply["dropped"]:
+                import sys
+
+                print(f"hera: {reply['dropped']:,} unread record(s) were dropped before this read", file=sys.stderr)
+            yield reply
 
     def probes(self) -> list[str]:
         return [p["name"] for p in self.client.request("probes")]

@@ -55,6 +55,13 @@ def _flat(stats: dict[str, Any], prefix: str = "") -> list[str]:
     return parts
 
 
+def _io(io: Any) -> str:
+    """``fed 6  presented 4  answered 3  `` once the agent was fed anything (status's ``io``), else nothing."""
+    if not isinstance(io, dict) or not io.get("fed"):
+        return ""
+    return f"fed {io['fed']:,}  presented {io.get('presented', 0):,}  answered {io.get('answered', 0):,}  "
+
+
 def parse_alias(parser: Any, args: list[str], err: Any) -> Any:
     """An alias's arguments parsed, or the exit code when it should stop there (``--help``, a usage error)."""
     try:
@@ -247,7 +254,7 @@ class Session:
         return self.prompt_field() + "> "
 
     def status_line(self) -> str:
-        """One line: state, iteration, rate and spikes (per area where the family reports areas)."""
+        """One line: state, iteration, rate, how far through its input, and spikes (per area where reported)."""
         if self.handle is None:
             return ""
         status = self.live_status()
@@ -260,7 +267,7 @@ class Session:
         spikes = "  ".join(_flat(status.get("stats") or {}))
         return (
             f"{self.handle.callsign} {status['state']}  iteration {status['iteration']}  "
-            f"{status.get('rate', 0):,.0f} it/s  {spikes}".rstrip()
+            f"{status.get('rate', 0):,.0f} it/s  {_io(status.get('io'))}{spikes}".rstrip()
         )
 
     # -- installing -------------------------------------------------------------------------------

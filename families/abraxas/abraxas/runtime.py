@@ -11,8 +11,11 @@ part of the saved state.
 
 Output: the output sheet decides once per byte-clock tick. Every decision is
 logged with its iteration and the byte presented on the same tick (the truth
-it tried to predict); ``read`` returns the predicted bytes, and
-:meth:`AbraxasRuntime.take_decisions` the whole log, for learning curves.
+it tried to predict). hera's I/O contract (unit: a byte) takes one record per
+byte presented from it (:meth:`AbraxasRuntime.take_records`: the byte, and
+the prediction made on its tick, -1 where the output sheet did not cross
+threshold), and :meth:`AbraxasRuntime.take_decisions` the whole log, idle
+ticks included, for learning curves.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from abraxas.kernels import Engine
 from abraxas.structure import PENDING, AbraxasParams, Structure
 from hera.errors import HeraError
 from hera.kernels import is_cpu
-from hera.runtime import Probe, Runtime, StepResult
+from hera.runtime import IOContract, Probe, Runtime, StepResult
 
 #: Decisions kept for take_decisions when nobody takes them (an agent running for days).
 DECISION_LIMIT = 1 << 20
@@ -36,6 +39,12 @@ LAUNCH_ITERATIONS = 4096
 
 class AbraxasRuntime(Runtime):
     """One brain, loaded from an instance's arrays (fresh when they hold no dynamic state)."""
+
+    io = IOContract(
+        "byte",
+        "one byte presented every ticks_per_byte iterations; its record's output is the byte the output "
+        "sheet predicted on that tick, none where it did not cross threshold",
+    )
 
     def __init__(
         self, params: AbraxasParams, seed: int, arrays: dict[str, np.ndarray], arch: str, *, dynamic: bool
@@ -49,7 +58,7 @@ class AbraxasRuntime(Runtime):
         self.engine.load(arrays, dynamic)
         self.iteration = int(arrays["state.iteration"][0]) if dynamic else 0
         self.pending = bytearray(arrays[PENDING].tobytes() if dynamic else b"")
-        self.output = bytearray()
+        self.records: list[np.ndarray] = []
         self.decisions: list[np.ndarray] = []
         self.last_spikes: dict[str, int] = {}
         self._watching: tuple[str, ...] | None = None
@@ -129,7 +138,7 @@ class AbraxasRuntime(Runtime):
         return StepResult(iterations=self.iteration - start, iteration=self.iteration, stopped_on=stopped)
 
     def _collect(self) -> None:
-        """Move this launch's decisions to the host: predicted bytes to ``output``, the rest to the log."""
+        """Move this launch's decisions to the host: to the log, and those of presented bytes to the records."""
         count = int(self.engine.log_count[None])
         if not count:
             return
@@ -137,10 +146,11 @@ class AbraxasRuntime(Runtime):
         log[:, 0] = self.engine.log_iteration.to_numpy()[:count]
         log[:, 1] = self.engine.log_predicted.to_numpy()[:count]
         log[:, 2] = self.engine.log_actual.to_numpy()[:count]
-        # Answer only while fed: one predicted byte per byte presented. An idle
-        # agent's noise-driven guesses are kept in the decision log, not output.
-        answered = (log[:, 1] >= 0) & (log[:, 2] >= 0)
-        self.output += log[answered, 1].astype(np.uint8).tobytes()
+        # One record per byte presented: (iteration, byte, prediction or -1). An idle
+        # agent's noise-driven guesses are kept in the decision log only.
+        presented = log[log[:, 2] >= 0]
+        if len(presented):
+            self.records.append(presented[:, [0, 2, 1]])
         self.decisions.append(log)
         while len(self.decisions) > 1 and sum(len(d) for d in self.decisions) > DECISION_LIMIT:
             self.decisions.pop(0)
@@ -175,9 +185,11 @@ class AbraxasRuntime(Runtime):
     def queued(self) -> int:
         return len(self.pending)
 
-    def read(self) -> bytes:
-        data, self.output = bytes(self.output), bytearray()
-        return data
+    def take_records(self) -> np.ndarray:
+        """Rows (iteration, byte presented, byte predicted or -1), one per byte presented since the last call."""
+        rows = np.concatenate(self.records) if self.records else np.zeros((0, 3), np.int64)
+        self.records = []
+        return rows
 
     def take_decisions(self) -> np.ndarray:
         """Every byte-clock decision since the last call: rows of (iteration, predicted, actual), -1 for none.

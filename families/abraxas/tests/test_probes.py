@@ -20,7 +20,7 @@ def fired_per_iteration(rt: Any, probes: list[str]) -> dict[str, list[int]]:
     for _ in range(HORIZON):
         rt.step(1)
         spikes = rt.engine.spikes.to_numpy()[:, (rt.iteration - 1) % slots]
-        produced = bool(rt.read())
+        produced = bool((rt.take_records()[:, 2] >= 0).any())
         for probe in probes:
             kind, _, arg = probe.partition(":")
             if probe == "output":

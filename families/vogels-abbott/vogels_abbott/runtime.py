@@ -33,7 +33,7 @@ from hera.errors import HeraError
 from hera.kernels import initialised_arch, is_cpu
 from hera.kernels.connectivity import incoming
 from hera.kernels.rng import bits_np, uniform_np
-from hera.runtime import Probe, Runtime, StepResult
+from hera.runtime import IOContract, Probe, Runtime, StepResult
 from vogels_abbott import CubaParams, state
 from vogels_abbott.engine import CPU_LANES, FULL, HIT, MAX_LAUNCH, RING_SCALE, STREAM_INITIAL_V, Engine, Model
 
@@ -51,6 +51,9 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 class CubaRuntime(Runtime):
     """One CUBA network, loaded from an instance's arrays (fresh when they hold no dynamic state)."""
+
+    #: A balanced network driven by its own activity: nothing to feed it, no output area to read.
+    io = IOContract(None, "a self-sustained balanced network, it takes no input (its activity is its own)")
 
     def __init__(
         self,

@@ -24,12 +24,14 @@ from hera.agent.protocol import (
     BreakpointRemoveArgs,
     FeedArgs,
     PaceArgs,
+    ReadArgs,
     RecordArgs,
     SignalArgs,
     StateArgs,
     StepArgs,
 )
 from hera.agent.runner.machine import Breakpoint, Exit, State
+from hera.agent.runner.records import Busy, NoInput, as_dicts, outputs
 from hera.agent.runner.saver import save_failure
 
 if TYPE_CHECKING:
@@ -38,9 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hera.agent")
 
-#: Longest line a controller may feed, and the most bytes queued for input.
+#: The most bytes one ``feed`` request may carry.
 LINE_LIMIT = protocol.FEED_LIMIT
-INPUT_LIMIT = 1 << 20
 #: How the copies the agent writes for ``hera copy`` are named: ``.hera-copy.<uuid>.<iteration>.<random>``.
 COPY_PREFIX = ".hera-copy."
 
@@ -116,35 +117,32 @@ class Handlers:
         )
 
     def op_feed(self, call: Call, args: FeedArgs) -> None:
-        """Queue input, all of it or none: with ``INPUT_LIMIT`` bytes waiting the caller is told it is busy.
+        """Queue input, all of it or none: with the input queue full the caller is told it is busy.
 
         The refusal is the back-pressure: ``hera signal SIGTTIN`` waits and
         sends the same bytes again, so nothing is dropped, and what waits (and
-        is saved with every checkpoint) never grows past the limit.
+        is saved with every checkpoint) never grows past ``INPUT_LIMIT``. The
+        records of these units go to ``read``'s buffer.
         """
-        runtime = self.runner.runtime
         data = protocol.decode_data(args.data) if args.data is not None else (args.text or "").encode("utf-8", "replace")
         if len(data) > LINE_LIMIT:
-            raise ValueError(f"line longer than {LINE_LIMIT} bytes")
-        queued = int(runtime.queued())  # bytes fed and not yet taken in by the brain (the family's own count)
-        if data and queued + len(data) > INPUT_LIMIT:
-            call.fail(
-                f"{protocol.BUSY} the input queue is full ({queued} of {INPUT_LIMIT} bytes waiting, "
-                f"{len(data)} more asked); retry once the agent has taken some in"
-            )
-            return
-        runtime.feed(data)
-        self.runner.saver.touched()
-        call.ok({"fed": len(data), "queued": queued + len(data)})
+            raise ValueError(f"more than {LINE_LIMIT} bytes in one request")
+        try:
+            call.ok(self.runner.feed_units(data))
+        except Busy as busy:
+            call.fail(f"{protocol.BUSY} {busy}")
+        except NoInput as refused:
+            call.fail(str(refused))
 
-    def op_read(self, call: Call, args: Args) -> None:
+    def op_read(self, call: Call, args: ReadArgs) -> None:
+        """The oldest unread records (at most ``limit``): their outputs as bytes, the records themselves if asked."""
         runner = self.runner
-        runner.collect_output()
-        data = b"".join(runner.output)
-        runner.output.clear()
-        runner.output_bytes = 0
-        dropped, runner.output_dropped = runner.output_dropped, 0
-        call.ok({"text": data.decode("utf-8", "replace"), "dropped": dropped})
+        runner.collect_records()
+        rows, dropped = runner.records.take(args.limit)
+        reply = {"data": protocol.encode_data(outputs(rows)), "dropped": dropped}
+        if args.records:
+            reply["records"] = as_dicts(rows)
+        call.ok(reply)
 
     def op_record(self, call: Call, args: RecordArgs) -> None:
         """Step ``n`` single iterations, recording who spiked (for rasters); then stay paused."""
@@ -159,7 +157,7 @@ class Handlers:
             if spiked is None:
                 raise ValueError("this family does not report spikes")
             rows.append([int(i) for i in spiked])
-        runner.collect_output()
+        runner.collect_records()
         call.ok({"start": start, "spikes": rows, "neurons": runner.info.get("neurons")})
 
     def op_state(self, call: Call, args: StateArgs) -> None:

@@ -27,33 +27,45 @@ every batch, request and signal), the live status file
 prompt when anyone else changes the state (:meth:`ControlServer.notify`).
 Saving is the :class:`~hera.agent.runner.saver.Saver`'s; the requests'
 handlers are :mod:`hera.agent.runner.handlers`.
+
+Input and output (:mod:`hera.agent.runner.records`): after every batch the
+loop takes the records the brain made (one per unit presented) and hands
+each to whoever fed its unit. Other threads (the data port's) reach the
+brain only through :meth:`Runner.call_soon`, whose functions run on the
+loop's thread between batches, paused or not; :meth:`Runner.feed_units`
+(all or none, :class:`~hera.agent.runner.records.Busy` when the input queue
+has no room) is what they call there.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
-from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from hera import pace as paces
+from hera.agent.runner.records import Book, Busy, NoInput, Sink
 from hera.agent.runner.saver import Saver, Writer, save_failure
 from hera.agent.server import Call, ControlServer
 from hera.runtime import Runtime
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from hera.agent.status import StatusFile
 
 log = logging.getLogger("hera.agent")
 
 BATCH_SECONDS = 0.04
 MAX_BATCH = 1 << 20
-#: Bytes of output kept for readers; older output is dropped (and counted).
-OUTPUT_LIMIT = 1 << 20
+#: The most units queued for input (fed, not yet presented); past it feeding is refused with :class:`Busy`.
+INPUT_LIMIT = 1 << 20
 #: Paced, the loop runs what is due in chunks of about this many seconds' worth (at least one iteration).
 PACE_TICK = 0.02
 #: The longest the loop sleeps in one go (paced or idle): signals are acted on at least this often.
@@ -78,6 +90,24 @@ class Breakpoint:
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "value": self.value}
+
+
+@dataclass
+class Soon:
+    """A function for the loop's thread (:meth:`Runner.call_soon`), and the future its result goes to."""
+
+    fn: Callable[[], Any]
+    future: Future[Any]
+
+    def run(self) -> None:
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = self.fn()
+        except BaseException as exc:  # Exit too: the caller hears of it, the loop goes on
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(result)
 
 
 class Exit(Exception):
@@ -153,7 +183,10 @@ class Runner:
         export: Callable[[], Writer] | None = None,
         pace: paces.Pace = paces.MAX,
         status_file: StatusFile | None = None,
+        counts: tuple[int, int, int] | None = None,
+        unread: np.ndarray | None = None,
     ) -> None:
+        """``counts`` and ``unread``: the I/O counts and unread records saved with the state (``hera.io``, ``hera.records``)."""
         from hera.agent.runner.handlers import Handlers
 
         self.runtime = runtime
@@ -176,9 +209,11 @@ class Runner:
         self._measured = False
         self.pace = pace
         self.pacer = Pacer(pace.rate(runtime.seconds_per_iteration, self.family))
-        self.output: deque[bytes] = deque()
-        self.output_bytes = 0
-        self.output_dropped = 0
+        self.records = Book(runtime.io.unit, pending=int(runtime.queued()) if runtime.io.unit else 0, counts=counts, unread=unread)
+        #: The server's inbox, where :meth:`call_soon` puts its functions too (so they wake the loop).
+        self.inbox: queue.Queue[Any] = server.inbox
+        self.closed = False
+        self._closing = threading.Lock()  # call_soon never queues a function after the loop's last look
         self.probe_names = {p.name for p in runtime.probes()}
         #: Signal names noted by handlers, acted on by the loop (handlers must not touch queues or locks).
         self.signals: list[str] = [] if signals is None else signals
@@ -212,7 +247,20 @@ class Runner:
                 self.saver.maybe_autosave()
         except Exit as leaving:
             self.saver.finish(wait=True)
+            self._close()
             return leaving
+
+    def _close(self) -> None:
+        """No more calls run on this loop: whoever waits on one hears that the agent is going down."""
+        with self._closing:
+            self.closed = True
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, Soon) and item.future.set_running_or_notify_cancel():
+                item.future.set_exception(RuntimeError("the agent is going down"))
 
     def _sleep(self) -> float:
         """How long to wait for requests before the next look: 0 with work due, else until some is."""
@@ -265,11 +313,15 @@ class Runner:
     def drain(self, timeout: float) -> None:
         while True:
             try:
-                call = self.server.inbox.get(timeout=timeout) if timeout > 0 else self.server.inbox.get_nowait()
+                call = self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait()
             except queue.Empty:
                 return
             timeout = 0
-            self.handle(call)
+            if isinstance(call, Soon):
+                call.run()
+                self.publish()  # what it did (units fed) shows in the next status at once
+            else:
+                self.handle(call)
 
     def stop(self, state: State) -> None:
         """Go to ``state``, cancelling steps still to run; whoever asked for them is told where it stopped."""
@@ -321,7 +373,7 @@ class Runner:
             if self.steps_left == 0:
                 self.pacer.spent(result.iterations)
             self._measure()
-        self.collect_output()
+        self.collect_records()
         if self.steps_left > 0:
             self.steps_left = max(0, self.steps_left - result.iterations)
         hit = result.stopped_on
@@ -357,16 +409,67 @@ class Runner:
                 stops.append((now // bp.value + 1) * bp.value)
         return min(stops) if stops else None
 
-    def collect_output(self) -> None:
-        data = self.runtime.read()
-        if not data:
-            return
-        self.output.append(data)
-        self.output_bytes += len(data)
-        while self.output_bytes > OUTPUT_LIMIT:
-            dropped = self.output.popleft()
-            self.output_bytes -= len(dropped)
-            self.output_dropped += len(dropped)
+    def collect_records(self) -> None:
+        """Take the records the brain made and hand each to whoever fed its unit (see :class:`Book`)."""
+        if self.records.unit is not None:
+            self.records.add(self.runtime.take_records())
+
+    # -- input and output, for the handlers and the data port ----------------------------------------
+
+    def call_soon(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Run ``fn`` on the loop's thread between batches (paused and in standby too); any thread may call this.
+
+        Its result or exception goes to the future. This is how another
+        thread (the data port's) touches the brain, which only the loop's
+        thread may: Taichi is not thread-safe. Once the loop has ended the
+        future fails at once.
+        """
+        future: Future[Any] = Future()
+        with self._closing:
+            if not self.closed:
+                self.inbox.put(Soon(fn, future))
+                return future
+        future.set_exception(RuntimeError("the agent is going down"))
+        return future
+
+    def room(self) -> int:
+        """Units that could be fed now without :class:`Busy` (0 for a family without an input area)."""
+        if self.records.unit is None:
+            return 0
+        return max(0, INPUT_LIMIT - int(self.runtime.queued()))
+
+    def feed_units(self, data: bytes, sink: Sink | None = None) -> dict[str, Any]:
+        """Queue ``data`` (all of it or none); the records of these units go to ``sink`` (None: ``read``'s buffer).
+
+        Only on the loop's thread (through :meth:`call_soon` from another).
+        Raises :class:`Busy` when the input queue has no room for all of it
+        (nothing is queued then), :class:`NoInput` (a ``ValueError``) for a
+        family without an input area, and ``ValueError`` for more than the
+        queue ever holds.
+        """
+        unit = self.records.unit
+        if unit is None:
+            raise NoInput(
+                f"family {self.family} has no input area: {self.runtime.io.description}"
+            )
+        if len(data) > INPUT_LIMIT:
+            raise ValueError(f"{len(data)} units at once is more than the input queue holds ({INPUT_LIMIT})")
+        queued = int(self.runtime.queued())  # units fed and not yet presented (the family's own count)
+        if data and queued + len(data) > INPUT_LIMIT:
+            raise Busy(queued, len(data), INPUT_LIMIT)
+        if data:
+            self.runtime.feed(data)
+            self.records.accepted(len(data), sink)
+            self.saver.touched()
+        return {"fed": len(data), "queued": queued + len(data)}
+
+    def forget_sink(self, sink: Sink) -> None:
+        """``sink`` is gone (a data connection closed): records still due to it go to ``read``'s buffer. Loop thread only."""
+        self.records.forget(sink)
+
+    def io_status(self) -> dict[str, Any]:
+        """``status``'s ``io``: the unit and the counts (only the unit, None, for a family without input)."""
+        return self.records.counts(int(self.runtime.queued()) if self.records.unit is not None else 0)
 
     def save(self, why: str) -> str:
         """Write the state to the cache now, on this thread (see :meth:`Saver.save`)."""
@@ -392,7 +495,7 @@ class Runner:
             "pace": self.pace.text,
             "stopped_on": self.stopped_on,
             "breakpoints": [bp.describe() for bp in self.breakpoints],
-            "output_bytes": self.output_bytes,
+            "io": self.io_status(),
             "stats": self.runtime.stats(),
             **self.server.presence(),
         }

@@ -22,6 +22,7 @@ class TickParams(Params):
     rate: float = Field(0.01, ge=0, le=1, description="spike probability per neuron and iteration")
     seconds_per_iteration: float = Field(0.0, ge=0, le=1, description="sleep per iteration, to make big brains")
     device_bytes: int = Field(0, ge=0, description="pretend device footprint, for resource tests")
+    quiet: int = Field(-1, ge=-1, le=255, description="a byte that gets no answer when presented (-1: all are echoed)")
 
 
 class Tick(Family):
@@ -31,12 +32,13 @@ class Tick(Family):
     params_model = TickParams
     #: example: tiny and fast; slow: 2 ms per iteration; huge: pretends to need 1 PiB (resource
     #: refusal); gib: about 1 GiB of state in the cache (16 Mi neurons, a 12-deep delay ring),
-    #: for scripts/bench_lifecycle.py.
+    #: for scripts/bench_lifecycle.py; quiet: "." gets no answer (records with output none).
     layouts = {
         "example": {},
         "slow": {"seconds_per_iteration": 0.002},
         "huge": {"device_bytes": 1 << 50},
         "gib": {"neurons": 1 << 24, "delay": 12},
+        "quiet": {"quiet": ord(".")},
     }
 
     def build(self, params: TickParams, seed: int) -> Built:  # type: ignore[override]

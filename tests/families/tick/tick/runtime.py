@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import taichi as ti
 
-from hera.runtime import Probe, Runtime, StepResult, check_arrays
+from hera.runtime import IOContract, Probe, Runtime, StepResult, check_arrays
 
 OUT_CAP = 4096
 
@@ -40,8 +40,7 @@ def advance(
     inbox: ti.template(),
     inbox_len: ti.i32,
     inbox_pos: ti.template(),
-    outbox: ti.template(),
-    out_len: ti.template(),
+    quiet: ti.i32,
     spiked: ti.template(),
     last_spikes: ti.template(),
 ) -> ti.i32:
@@ -71,11 +70,10 @@ def advance(
             if spike == 1:
                 ring[(slot + ring.shape[0] - 1) % ring.shape[0], i] += 1
         produced = 0
-        if inbox_pos[None] < inbox_len and out_len[None] < outbox.shape[0]:
-            outbox[out_len[None]] = inbox[inbox_pos[None]]
-            out_len[None] += 1
+        if inbox_pos[None] < inbox_len:  # one byte presented per iteration, echoed unless it is the quiet one
+            if ti.i32(inbox[inbox_pos[None]]) != quiet:
+                produced = 1
             inbox_pos[None] += 1
-            produced = 1
         done = step + 1
         last_spikes[None] = spikes
         if watch_any == 1 and fired > 0:
@@ -106,6 +104,8 @@ def check_instance(arrays: dict[str, np.ndarray], n: int, delay: int, *, dynamic
 
 
 class TickRuntime(Runtime):
+    io = IOContract("byte", "one byte per iteration while fed, echoed as the output (the quiet byte gets none)")
+
     def __init__(self, header: Any, arrays: dict[str, np.ndarray]) -> None:
         self.params = header.params
         n = int(self.params["neurons"])
@@ -119,8 +119,8 @@ class TickRuntime(Runtime):
         self.weights = ti.field(ti.f32, n)
         self.spiked = ti.field(ti.i32, n)
         self.last_spikes = ti.field(ti.i32, ())  # so stats() reads one number, not n
-        self.outbox = ti.field(ti.u8, OUT_CAP)
-        self.out_len = ti.field(ti.i32, ())
+        self.quiet = int(self.params.get("quiet", -1))
+        self.records = np.zeros((0, 3), np.int64)
         self.inbox_pos = ti.field(ti.i32, ())
         self.pending = b""
         self.inbox = ti.field(ti.u8, OUT_CAP)
@@ -145,16 +145,19 @@ class TickRuntime(Runtime):
             data[: len(waiting)] = np.frombuffer(waiting, dtype=np.uint8)
             self.inbox.from_numpy(data)
         self.inbox_pos[None] = 0
-        self.out_len[None] = 0
         packed = advance(
             n, self.iteration, self.seed, self.threshold,
             int("area:all" in stop_on), watch_neuron, int("output" in stop_on),
             self.counts, self.ring, self.weights, self.inbox, len(waiting), self.inbox_pos,
-            self.outbox, self.out_len, self.spiked, self.last_spikes,
+            self.quiet, self.spiked, self.last_spikes,
         )
         done, code = divmod(packed, 4)
-        self.pending = self.pending[self.inbox_pos[None]:]
-        self.produced = getattr(self, "produced", b"") + self.outbox.to_numpy()[: self.out_len[None]].tobytes()
+        taken = int(self.inbox_pos[None])
+        if taken:  # byte k of this call was presented at iteration start + k
+            units = np.frombuffer(self.pending[:taken], np.uint8).astype(np.int64)
+            rows = np.stack([self.iteration + np.arange(taken, dtype=np.int64), units, np.where(units == self.quiet, -1, units)], axis=1)
+            self.records = np.concatenate([self.records, rows])
+        self.pending = self.pending[taken:]
         self.iteration += done
         if self.pause:
             time.sleep(self.pause * done)
@@ -175,9 +178,9 @@ class TickRuntime(Runtime):
     def queued(self) -> int:
         return len(self.pending)
 
-    def read(self) -> bytes:
-        out, self.produced = getattr(self, "produced", b""), b""
-        return out
+    def take_records(self) -> np.ndarray:
+        rows, self.records = self.records, np.zeros((0, 3), np.int64)
+        return rows
 
     def spikes(self) -> list[int]:
         return [int(i) for i in np.flatnonzero(self.spiked.to_numpy())]
