@@ -198,6 +198,7 @@ def _row(owner: str, store: Store, agent: Agent, live: Liveness) -> dict[str, An
         "mode": status.mode if status else None,
         "holder": status.holder_pid if status else None,
         "port": status.tcp_port if status else None,
+        "data_port": status.data_port if status else None,
         "pace": status.pace if status else None,
         "io": status.io if status else None,
         "device": status.device if status else (header.device if header else None),

@@ -152,6 +152,7 @@ def run(ctx: Any) -> int:
             "pid": process.pid,
             "device": device.id,
             "port": status.get("tcp_port"),
+            "data_port": status.get("data_port"),
             "connection": str(connection),
             "state": status.get("state"),
             "iteration": status.get("iteration"),
