@@ -178,18 +178,6 @@ def output(reply: dict[str, Any]) -> bytes:
     return protocol.decode_data(reply["data"])
 
 
-def jsonl(records: list[dict[str, Any]]) -> str:
-    """Records as JSON lines, ``{"iteration": N, "unit": N, "output": N or null}``, one per line.
-
-    Written directly (the fields are whole numbers and null, which need no
-    escaping): about 0.4 µs a record, a quarter of ``json.dumps`` on each.
-    """
-    return "".join(
-        f'{{"iteration": {r["iteration"]:d}, "unit": {r["unit"]:d}, "output": {"null" if r["output"] is None else format(r["output"], "d")}}}\n'
-        for r in records
-    )
-
-
 #: What a terminal is not shown as it is: C0 controls but newline and tab, DEL, C1 controls, the
 #: backslash (so an escape is never ambiguous), and bytes that are not UTF-8 (as lone surrogates).
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\\\\\udc80-\udcff]")

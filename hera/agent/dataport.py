@@ -46,6 +46,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hera.agent import protocol
 from hera.agent.runner.records import Busy, Sink
 from hera.agent.server import BACKLOG, Warnings, accept_forever
 
@@ -78,14 +79,6 @@ FLUSH_SECONDS = 2.0
 def digest(key: bytes, word: bytes, nonce: str) -> str:
     """The hex HMAC-SHA256 under ``key`` of ``word + b"\\0" + nonce``: the peer's ``data``, the agent's proof ``agent``."""
     return hmac.new(key, word + b"\0" + nonce.encode("ascii"), hashlib.sha256).hexdigest()
-
-
-def record_lines(records: list[dict[str, Any]]) -> bytes:
-    """The records as JSON lines, formatted by hand: a stream may carry millions."""
-    return "".join(
-        f'{{"iteration": {r["iteration"]}, "unit": {r["unit"]}, "output": {"null" if r["output"] is None else r["output"]}}}\n'
-        for r in records
-    ).encode("ascii")
 
 
 def line(message: dict[str, Any]) -> bytes:
@@ -121,7 +114,7 @@ class Stream:
 
     def _receive(self, records: list[dict[str, Any]]) -> None:
         """On the loop's thread, the records of this stream's units: formatted (bounded memory) and queued, never sent here."""
-        data = record_lines(records)
+        data = protocol.record_lines(records).encode("ascii")
         with self.changed:
             self.waiting.append((data, len(records)))
             self.changed.notify_all()

@@ -166,6 +166,7 @@ def read(ctx: Any, manager: Any) -> None:
     import time
 
     from hera import streams
+    from hera.agent import protocol
     from hera.manager.client import AgentGone
 
     jsonl, follow = ctx.args.jsonl, ctx.args.follow
@@ -179,7 +180,7 @@ def read(ctx: Any, manager: Any) -> None:
                     if reply["dropped"]:
                         ctx.err.write(f"hera: {reply['dropped']:,} unread record(s) were dropped before this read\n")
                     if jsonl:
-                        ctx.out.write(streams.jsonl(reply["records"]))
+                        ctx.out.write(protocol.record_lines(reply["records"]))
                     elif binary is not None:
                         ctx.out.flush()
                         binary.write(streams.output(reply))
