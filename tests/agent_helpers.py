@@ -23,7 +23,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -248,6 +248,17 @@ def agent_pids(world: World) -> list[int]:
         if len(words) >= 3 and words[0] == "hera:" and words[2] in short:
             found.add(process.pid)
     return [pid for pid in found if alive(pid)]
+
+
+def module_tick_world(tmp_path_factory: Any, name: str) -> Iterator[World]:
+    """The body of a module-scoped ``world`` fixture: a tick world of its own, its agents reaped at the end.
+
+    ``yield from module_tick_world(tmp_path_factory, "status")`` in the fixture.
+    """
+    with World(tmp_path_factory.mktemp(name)) as hera:
+        tick_world(hera)
+        yield hera
+        reap_agents(hera)
 
 
 def reap_agents(world: World) -> None:

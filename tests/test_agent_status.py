@@ -21,25 +21,20 @@ import pytest
 from agent_helpers import (
     build,
     client,
-    reap_agents,
+    module_tick_world,
     request,
     runtime_dir,
-    tick_world,
     up_daemon,
     wait_for,
     wait_gone,
     wait_up,
 )
 from hera.manager.files import LiveStatus, RuntimeFiles
-from herakit import World
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with World(tmp_path_factory.mktemp("status")) as hera:
-        tick_world(hera)
-        yield hera
-        reap_agents(hera)
+    yield from module_tick_world(tmp_path_factory, "status")
 
 
 @pytest.fixture(scope="module")

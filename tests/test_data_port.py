@@ -26,10 +26,17 @@ from typing import Any
 import psutil
 import pytest
 
-from agent_helpers import build, log_file, reap_agents, request, runtime_dir, tick_world, up_daemon, wait_for
+from agent_helpers import (
+    build,
+    log_file,
+    module_tick_world,
+    request,
+    runtime_dir,
+    up_daemon,
+    wait_for,
+)
 from hera.agent.dataport import CHUNK, WINDOW
 from hera.manager.files import LiveStatus, RuntimeFiles
-from herakit import World
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "data_client.py"
 
@@ -45,10 +52,7 @@ def example() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with World(tmp_path_factory.mktemp("data")) as hera:
-        tick_world(hera)
-        yield hera
-        reap_agents(hera)
+    yield from module_tick_world(tmp_path_factory, "data")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,14 @@ import json
 
 import pytest
 
-from agent_helpers import build, cache_path, cached_arrays, reap_agents, request, tick_world, up_daemon
+from agent_helpers import (
+    build,
+    cache_path,
+    cached_arrays,
+    module_tick_world,
+    request,
+    up_daemon,
+)
 from herakit import World, one_error_line
 
 EVERY_BYTE = bytes(range(256))
@@ -21,10 +28,7 @@ EVERY_BYTE = bytes(range(256))
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with World(tmp_path_factory.mktemp("io")) as hera:
-        tick_world(hera)
-        yield hera
-        reap_agents(hera)
+    yield from module_tick_world(tmp_path_factory, "io")
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,10 @@ from agent_helpers import (
     Built,
     build,
     cached_header,
+    module_tick_world,
     pid_file,
     reap_agents,
     request,
-    tick_world,
     wait_for,
 )
 from herakit import World, one_error_line
@@ -37,10 +37,7 @@ from terminalkit import TIMEOUT, Terminal, agents_json, open_terminal, opened_te
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with World(tmp_path_factory.mktemp("terminal")) as hera:
-        tick_world(hera)
-        yield hera
-        reap_agents(hera)
+    yield from module_tick_world(tmp_path_factory, "terminal")
 
 
 @pytest.fixture(scope="module")
