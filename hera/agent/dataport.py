@@ -85,6 +85,31 @@ def line(message: dict[str, Any]) -> bytes:
     return (json.dumps(message) + "\n").encode()
 
 
+#: After a refusal, how long and how much of what the peer still sends is read and dropped.
+DRAIN = (0.5, 1 << 20)
+
+
+def refuse(sock: socket.socket, error: str) -> None:
+    """Say why, then close so that the peer reads it: a lingering close, as HTTP servers do.
+
+    Closing a socket with unread bytes in it (the peer sent its data right
+    after its line) makes the kernel send a reset, which throws away the
+    refusal before the peer reads it. So the write side is shut after the
+    line, and what the peer still sends is read and dropped until it closes
+    its side, for at most ``DRAIN`` (seconds, bytes).
+    """
+    sock.sendall(line({"ok": False, "error": error}))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+        deadline, left = time.monotonic() + DRAIN[0], DRAIN[1]
+        while left > 0 and (wait := deadline - time.monotonic()) > 0:
+            sock.settimeout(wait)
+            got = sock.recv(min(left, CHUNK))
+            if not got:
+                return
+            left -= len(got)
+
+
 @dataclass(eq=False)  # compared and hashed by identity: connections live in a set
 class Stream:
     """One data connection: what it fed, what it was sent, and the records waiting for its writer."""
@@ -263,11 +288,11 @@ class DataPort:
         expected = digest(self.key, b"data", nonce).encode()
         if not hmac.compare_digest(answer.strip(), expected):
             self._warn("data-key", "refused a data connection: its line is not the key's HMAC of the nonce")
-            sock.sendall(line({"ok": False, "error": "wrong key: the line must be the hex HMAC-SHA256 of \"data\\0\" + nonce"}))
+            refuse(sock, "wrong key: the line must be the hex HMAC-SHA256 of \"data\\0\" + nonce")
             return None
         refusal = self._admissible(stream)
         if refusal is not None:
-            sock.sendall(line({"ok": False, "error": refusal}))
+            refuse(sock, refusal)
             return None
         sock.sendall(line({"ok": True}))
         return rest
