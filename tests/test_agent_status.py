@@ -29,7 +29,8 @@ from agent_helpers import (
     wait_gone,
     wait_up,
 )
-from hera.manager.files import LiveStatus, RuntimeFiles
+from hera.cache.paths import RuntimeFiles
+from hera.manager.files import LiveStatus
 
 
 @pytest.fixture(scope="module")

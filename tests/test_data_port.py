@@ -36,7 +36,8 @@ from agent_helpers import (
     wait_for,
 )
 from hera.agent.dataport import CHUNK, WINDOW
-from hera.manager.files import LiveStatus, RuntimeFiles
+from hera.cache.paths import RuntimeFiles
+from hera.manager.files import LiveStatus
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "data_client.py"
 

@@ -37,7 +37,8 @@ from cachekit import (
     with_private_system_dir,
     write_pid_file,
 )
-from hera.manager.files import LiveStatus, RuntimeFiles
+from hera.cache.paths import RuntimeFiles
+from hera.manager.files import LiveStatus
 from herakit import Result, World, one_error_line
 
 # A complete small family, as a third party would write it and a user would `git clone` it.

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hera.cache import pidfile
+from hera.cache.paths import RuntimeFiles
 from hera.errors import HeraError
 from hera.instance import load_or_previous, now, read_header, save
 from hera.instance.atomic import previous_path
-from hera.manager.files import ConnectionFile, Launch, RuntimeFiles, log_path
+from hera.manager.files import ConnectionFile, Launch, log_path
 
 if TYPE_CHECKING:
     from hera.agent.dataport import DataPort

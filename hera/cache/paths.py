@@ -191,3 +191,35 @@ def private_dir(path: Path) -> Path:
         except OSError as exc:
             raise HeraError(f"{path} is open to other users and cannot be made private: {exc.strerror}") from None
     return path
+
+
+@dataclass(frozen=True)
+class RuntimeFiles:
+    """The names of one agent's files in a runtime directory."""
+
+    directory: Path
+    uuid: str
+
+    @property
+    def pid(self) -> Path:
+        return self.directory / f"{self.uuid}.pid"
+
+    @property
+    def lock(self) -> Path:
+        return self.directory / f"{self.uuid}.lock"
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / f"{self.uuid}.sock"
+
+    @property
+    def connection(self) -> Path:
+        return self.directory / f"{self.uuid}.connection.json"
+
+    @property
+    def status(self) -> Path:
+        return self.directory / f"{self.uuid}.status.json"
+
+    def published(self) -> tuple[Path, ...]:
+        """What the agent removes when it goes: what others would otherwise believe."""
+        return (self.socket, self.connection, self.status)

@@ -44,7 +44,7 @@ def title(callsign: str, uuid: str, family: str, layout: str) -> str:
 
 
 def path(runtime_dir: Path, uuid: str) -> Path:
-    from hera.manager.files import RuntimeFiles  # every runtime file is named in one place
+    from hera.cache.paths import RuntimeFiles  # every runtime file is named in one place
 
     return RuntimeFiles(runtime_dir, uuid).pid
 

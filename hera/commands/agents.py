@@ -142,8 +142,9 @@ def _published(store: Store, agent: Agent, live: Liveness) -> tuple[bool | None,
     """
     import psutil
 
+    from hera.cache.paths import RuntimeFiles
     from hera.manager import AgentManager
-    from hera.manager.files import LiveStatus, RuntimeFiles
+    from hera.manager.files import LiveStatus
 
     if live.pid is None:
         return None, None

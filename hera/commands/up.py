@@ -139,7 +139,7 @@ def run(ctx: Any) -> int:
         ctx.out.write(f"up {header.callsign} {agent.uuid} (pid {process.pid}) on {device.id}; attached {handle!r}\n")
         return 0  # interrupted while it loaded: it is up in standby, held by this shell
     if args.daemon:
-        from hera.manager.files import RuntimeFiles
+        from hera.cache.paths import RuntimeFiles
 
         connection = RuntimeFiles(where.runtime_dir, agent.uuid).connection
         line = (

@@ -7,7 +7,7 @@ JSON by hand.
 
 * the **launch** (:class:`Launch`): what the controller tells a new agent
   process, as JSON on its command line;
-* the **runtime files** (:class:`RuntimeFiles`): ``<uuid>.pid``, ``.lock``,
+* the **runtime files** (:class:`hera.cache.paths.RuntimeFiles`, named beside the runtime directory they live in): ``<uuid>.pid``, ``.lock``,
   ``.sock``, ``.connection.json`` and ``.status.json`` in the user's private
   runtime directory;
 * the **connection file** (:class:`ConnectionFile`): the loopback TCP port and
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,38 +51,6 @@ class Launch(BaseModel):
     #: The pace to keep (see :mod:`hera.pace`); None keeps the one the instance was built or last run with.
     pace: str | None = None
     ready_fd: int = -1
-
-
-@dataclass(frozen=True)
-class RuntimeFiles:
-    """The names of one agent's files in a runtime directory."""
-
-    directory: Path
-    uuid: str
-
-    @property
-    def pid(self) -> Path:
-        return self.directory / f"{self.uuid}.pid"
-
-    @property
-    def lock(self) -> Path:
-        return self.directory / f"{self.uuid}.lock"
-
-    @property
-    def socket(self) -> Path:
-        return self.directory / f"{self.uuid}.sock"
-
-    @property
-    def connection(self) -> Path:
-        return self.directory / f"{self.uuid}.connection.json"
-
-    @property
-    def status(self) -> Path:
-        return self.directory / f"{self.uuid}.status.json"
-
-    def published(self) -> tuple[Path, ...]:
-        """What the agent removes when it goes: what others would otherwise believe."""
-        return (self.socket, self.connection, self.status)
 
 
 def log_path(log_dir: Path, uuid: str) -> Path:

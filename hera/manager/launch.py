@@ -152,8 +152,8 @@ def _titled(pid: int) -> bool:
 
 def _standby(launch: Launch, status: dict[str, Any]) -> dict[str, Any]:
     """The interrupted agent put in standby (the SIGINT it was sent may not have reached its loop yet)."""
+    from hera.cache.paths import RuntimeFiles
     from hera.manager.client import AgentClient
-    from hera.manager.files import RuntimeFiles
 
     with AgentClient.unix(RuntimeFiles(launch.runtime_dir, launch.uuid).socket) as client:
         standby = dict(client.request("standby"))

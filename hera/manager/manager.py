@@ -22,10 +22,11 @@ from hera.errors import AgentFailed, Conflict, HeraError
 if TYPE_CHECKING:
     import subprocess
 
+    from hera.cache.paths import RuntimeFiles
     from hera.cache.pidfile import Liveness
     from hera.cache.store import Agent, Store
     from hera.manager.client import AgentClient
-    from hera.manager.files import Launch, LiveStatus, RuntimeFiles
+    from hera.manager.files import Launch, LiveStatus
 
 #: How long a shutdown waits for the process to exit once its state is saved (seconds).
 EXIT_TIMEOUT = 60.0
@@ -55,8 +56,7 @@ class AgentManager:
 
     def files(self) -> RuntimeFiles | None:
         """Its files in our runtime directory, checked safe first; None for another user's agent (theirs)."""
-        from hera.cache.paths import runtime_dir
-        from hera.manager.files import RuntimeFiles
+        from hera.cache.paths import RuntimeFiles, runtime_dir
 
         if self.store.runtime_dir is None:
             return None
