@@ -3,8 +3,8 @@
 
 Going down and coming up are an instance file's write and read, and the file is
 mostly arrays, so the array codec (raw little-endian bytes in base64 inside
-JSON, with a CRC-32 per array) decides how long an agent takes to go down and
-come up. numpy's own binary format is the floor to compare with: no text, no
+JSON, zstd where it pays, with a CRC-32 per array) decides how long an agent
+takes to go down and come up. numpy's own binary format is the floor to compare with: no text, no
 checksum. In every repetition this writes the same random float32 arrays
 durably (fsync included) with ``hera.instance.save`` and with ``numpy.save``,
 then reads each file back (``hera.instance.load``, ``numpy.load``), alternating
@@ -14,7 +14,10 @@ does nothing but that one read or write: its ``ru_maxrss`` minus its resident
 size before the arrays exist, so the arrays themselves count once.
 
 An all-zero array is written and read separately to show that a constant array
-costs next to nothing in hera's file ("fill" encoding), unlike in numpy's.
+costs next to nothing in hera's file ("fill" encoding), unlike in numpy's; so
+is an array 3 % non-zero, as a learned brain's weights are, which format 3
+stores as zstd frames. Last, the CRC-32 rates of zlib and of ISA-L (what the
+codec uses) on the same 256 MiB, to show what the checksum costs.
 
 Reads come from the page cache (the files were just written), which is the
 harder case for hera: the codec, not the disk, sets the pace; ``--cold`` drops
@@ -65,6 +68,37 @@ def make_arrays(gib: float) -> dict[str, np.ndarray]:
 
 def make_zeros(gib: float) -> dict[str, np.ndarray]:
     return {"zeros": np.zeros(int(gib * 1024 * MIB) // ARRAYS // 4, dtype=np.float32)}
+
+
+def make_sparse(gib: float) -> dict[str, np.ndarray]:
+    """One array as a learned brain's weights look: 3 % of the elements non-zero (format 3 stores it as zstd)."""
+    rng = np.random.default_rng(SEED + 1)
+    sparse = np.zeros(int(gib * 1024 * MIB) // ARRAYS // 4, dtype=np.float32)
+    hits = rng.random(sparse.size, dtype=np.float32) < 0.03
+    sparse[hits] = rng.standard_normal(int(hits.sum()), dtype=np.float32)
+    return {"sparse": sparse}
+
+
+def crc_rates() -> dict[str, float]:
+    """GB/s of the standard library's CRC-32 and of ISA-L's (the codec's) on 256 MiB, best of 3."""
+    data = np.random.default_rng(SEED).integers(0, 256, 256 * MIB, dtype=np.uint8)
+    rates = {}
+    for name, fn in (("zlib", zlib.crc32), ("isal", _isal_crc32())):
+        best = min(_seconds(lambda fn=fn: fn(data)) for _ in range(3))
+        rates[name] = round(data.nbytes / best / 1e9, 1)
+    return rates
+
+
+def _isal_crc32() -> Callable[[Any], int]:
+    from isal import isal_zlib
+
+    return isal_zlib.crc32
+
+
+def _seconds(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def header() -> Header:
@@ -220,18 +254,19 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     if checksums(arrays) != expected or nbytes != sum(a.nbytes for a in arrays.values()):
         raise SystemExit("the arrays differ between processes")
     zeros = make_zeros(args.gib)
+    small = {"zero": zeros, "sparse": make_sparse(args.gib)}
     names = list(arrays)
     hera_file, numpy_file = directory / "bench.hera.json", directory / "bench.npy"
-    zero_hera, zero_numpy = directory / "zeros.hera.json", directory / "zeros.npy"
     times: dict[str, list[float]] = {
         key: [] for key in ("hera_write", "numpy_write", "hera_read", "numpy_read",
-                            "zero_hera_write", "zero_numpy_write", "zero_hera_read", "zero_numpy_read")
+                            "zero_hera_write", "zero_numpy_write", "zero_hera_read", "zero_numpy_read",
+                            "sparse_hera_write", "sparse_numpy_write", "sparse_hera_read", "sparse_numpy_read")
     }
     warm = 2 * nbytes  # the read's arrays, or the written file's page cache, and then some
     for rep in range(args.repeat):
         # Alternate who goes first so neither side always meets the warmer (or dirtier) machine.
         order = ("hera", "numpy") if rep % 2 == 0 else ("numpy", "hera")
-        for path in (hera_file, numpy_file, zero_hera, zero_numpy):
+        for path in (hera_file, numpy_file, *directory.glob("zero.*"), *directory.glob("sparse.*")):
             path.unlink(missing_ok=True)
         for side in order:
             if side == "hera":
@@ -250,20 +285,24 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             if list(loaded) != names or not all(same_bits(loaded[n], arrays[n]) for n in names):
                 raise SystemExit(f"{side}: the arrays read back differ from those written")
             del loaded
-        for side in order:
-            if side == "hera":
-                times["zero_hera_write"].append(timed(lambda: hera_write(zero_hera, zeros), warm // 4)[0])
-                elapsed, loaded = timed(lambda: hera_read(zero_hera), warm // 4)
-                times["zero_hera_read"].append(elapsed)
-            else:
-                times["zero_numpy_write"].append(timed(lambda: numpy_write(zero_numpy, zeros), warm // 4)[0])
-                if args.cold:
-                    drop_from_page_cache(zero_numpy)
-                elapsed, loaded = timed(lambda: numpy_read(zero_numpy, ["zeros"]), warm // 4)
-                times["zero_numpy_read"].append(elapsed)
-            if not same_bits(loaded["zeros"], zeros["zeros"]):
-                raise SystemExit(f"{side}: the zero array read back differs")
-            del loaded
+        for kind, one in small.items():  # one array each: all zeros (fill), sparse (zstd)
+            (name,) = one
+            for side in order:
+                path = directory / f"{kind}.{side}"
+                if side == "hera":
+                    times[f"{kind}_hera_write"].append(timed(lambda path=path, one=one: hera_write(path, one), warm // 4)[0])
+                    if args.cold:
+                        drop_from_page_cache(path)
+                    elapsed, loaded = timed(lambda path=path: hera_read(path), warm // 4)
+                else:
+                    times[f"{kind}_numpy_write"].append(timed(lambda path=path, one=one: numpy_write(path, one), warm // 4)[0])
+                    if args.cold:
+                        drop_from_page_cache(path)
+                    elapsed, loaded = timed(lambda path=path, name=name: numpy_read(path, [name]), warm // 4)
+                times[f"{kind}_{side}_read"].append(elapsed)
+                if not same_bits(loaded[name], one[name]):
+                    raise SystemExit(f"{side}: the {kind} array read back differs")
+                del loaded
         if not args.json:
             print(
                 f"  rep {rep + 1}/{args.repeat}: "
@@ -274,8 +313,8 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     sizes = {
         "hera_file_bytes": hera_file.stat().st_size,
         "numpy_file_bytes": numpy_file.stat().st_size,
-        "zero_hera_file_bytes": zero_hera.stat().st_size,
-        "zero_numpy_file_bytes": zero_numpy.stat().st_size,
+        **{f"{kind}_{side}_file_bytes": (directory / f"{kind}.{side}").stat().st_size
+           for kind in small for side in ("hera", "numpy")},
     }
     medians = {key: statistics.median(values) for key, values in times.items()}
     mbps = {key: nbytes / 1e6 / medians[key] for key in ("hera_write", "numpy_write", "hera_read", "numpy_read")}
@@ -299,6 +338,7 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         "peak_over_array_bytes": {key: round(value, 3) for key, value in peaks.items()},
         "file_bytes": sizes,
         "samples_s": {key: [round(v, 4) for v in values] for key, values in times.items()},
+        "crc32_gb_per_s": crc_rates(),
         "versions": {"python": sys.version.split()[0], "numpy": np.__version__, "pybase64": pybase64_version()},
     }
 
@@ -332,6 +372,9 @@ def report(result: dict[str, Any]) -> str:
         f"| file size (MB) | {sizes['hera_file_bytes'] / 1e6:.0f} | {sizes['numpy_file_bytes'] / 1e6:.0f} | {sizes['hera_file_bytes'] / sizes['numpy_file_bytes']:.2f} | |",
         f"| all-zero {gib / result['arrays'] * 1024:g} MiB array: file size (bytes) | {sizes['zero_hera_file_bytes']} | {sizes['zero_numpy_file_bytes']} | | |",
         f"| all-zero array: write + fsync / read (ms) | {med['zero_hera_write'] * 1e3:.0f} / {med['zero_hera_read'] * 1e3:.0f} | {med['zero_numpy_write'] * 1e3:.0f} / {med['zero_numpy_read'] * 1e3:.0f} | | |",
+        f"| 3 %-sparse {gib / result['arrays'] * 1024:g} MiB array: file size (MB) | {sizes['sparse_hera_file_bytes'] / 1e6:.1f} | {sizes['sparse_numpy_file_bytes'] / 1e6:.1f} | {sizes['sparse_hera_file_bytes'] / sizes['sparse_numpy_file_bytes']:.3f} | |",
+        f"| 3 %-sparse array: write + fsync / read (ms) | {med['sparse_hera_write'] * 1e3:.0f} / {med['sparse_hera_read'] * 1e3:.0f} | {med['sparse_numpy_write'] * 1e3:.0f} / {med['sparse_numpy_read'] * 1e3:.0f} | | |",
+        f"| CRC-32, GB/s (zlib / ISA-L) | {result['crc32_gb_per_s']['zlib']} / {result['crc32_gb_per_s']['isal']} | | | |",
     ]
     return "\n".join(lines)
 

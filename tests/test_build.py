@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from hera.instance import FORMAT_VERSION
 from herakit import Result, World, leftovers, one_error_line
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -30,7 +31,7 @@ BUILT = re.compile(r"^built (?P<callsign>\S+) (?P<uuid>\S+) \((?P<family>[^/]+)/
 
 def header(path: Path) -> dict[str, Any]:
     document = json.loads(path.read_text())
-    assert document["format"] == "hera-instance" and document["format_version"] == 2
+    assert document["format"] == "hera-instance" and document["format_version"] == FORMAT_VERSION
     return document["header"]
 
 

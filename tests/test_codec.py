@@ -9,6 +9,7 @@ small and the whole module runs in a couple of seconds.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import random
@@ -356,3 +357,185 @@ def test_instance_errors_are_instance_file_errors(tmp_path: Path) -> None:
     path.write_text("{}")
     with pytest.raises(InstanceFileError):
         load(path)
+
+
+# --- format 3: zstd -------------------------------------------------------------
+
+
+def sparse_array(rng: np.random.Generator, code: str, count: int, density: float = 0.03) -> np.ndarray:
+    """Mostly zero, the rest random bit patterns: how a learned brain's weights look to the codec."""
+    array = np.zeros(count, dtype=code)
+    hits = rng.random(count) < density
+    array[hits] = random_array(rng, code, int(hits.sum()))
+    return array
+
+
+def entries_of(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())["arrays"]
+
+
+@pytest.mark.parametrize("code", sorted(codec.DTYPES))
+def test_sparse_arrays_are_compressed_and_round_trip_bit_for_bit(tmp_path: Path, small_chunks: int, code: str) -> None:
+    rng = np.random.default_rng(zlib.crc32(code.encode()) + 1)
+    many = (small_chunks * 40 + 5) // np.dtype(code).itemsize  # 40 frames and a short one
+    base = sparse_array(rng, code, many)
+    arrays = {
+        "flat": base,
+        "big_endian": base.astype(base.dtype.newbyteorder(">")) if base.itemsize > 1 else base[::-1],
+        "transposed": sparse_array(rng, code, 60 * 200).reshape(60, 200).T,
+        "strided": base[::-3],
+    }
+    path = tmp_path / "sparse.json"
+    save(path, header(), arrays)
+    entries = entries_of(path)
+    loaded = load(path).arrays
+    for name, array in arrays.items():
+        assert entries[name]["encoding"] == "zstd" and entries[name]["chunk"] == small_chunks, name
+        assert len(entries[name]["data"]) == -(-array.nbytes // small_chunks), name
+        assert_same_bits(loaded[name], stored(array))
+
+
+def test_compression_is_chosen_only_where_it_pays(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    arrays = {
+        "noise": rng.standard_normal(500_000).astype("<f4"),  # dense floats: base64 decodes faster than zstd inflates
+        "sparse": sparse_array(rng, "<f4", 500_000),
+        "small_sparse": sparse_array(rng, "<f4", 500),  # a few KiB: not worth sampling
+        "zeros": np.zeros(500_000, "<f4"),
+    }
+    path = tmp_path / "mixed.json"
+    save(path, header(), arrays)
+    entries = entries_of(path)
+    encodings = {name: entry["encoding"] for name, entry in entries.items()}
+    assert encodings == {"noise": "base64", "sparse": "zstd", "small_sparse": "base64", "zeros": "fill"}
+    # the sparse array costs a tenth of its base64
+    assert sum(map(len, entries["sparse"]["data"])) < arrays["sparse"].nbytes * 4 // 3 // 10
+    loaded = load(path).arrays
+    for name, array in arrays.items():
+        assert_same_bits(loaded[name], array)
+
+
+def frame_text(raw: bytes, extra: bytes = b"", **options: Any) -> str:
+    """A zstd frame of ``raw`` (then ``extra``) in base64, made by zstandard itself."""
+    import pybase64
+    import zstandard
+
+    return pybase64.b64encode(zstandard.ZstdCompressor(**options).compress(raw) + extra).decode()
+
+
+def zstd_file(tmp_path: Path, small_chunks: int) -> tuple[Path, dict[str, Any], np.ndarray]:
+    array = sparse_array(np.random.default_rng(9), "<i4", small_chunks * 5 // 4)  # five frames
+    path = tmp_path / "z.json"
+    save(path, header(), {"w": array})
+    document = json.loads(path.read_text())
+    assert document["arrays"]["w"]["encoding"] == "zstd" and len(document["arrays"]["w"]["data"]) == 5
+    return path, document, array
+
+
+def test_damaged_or_hostile_zstd_entries_are_one_line_errors(tmp_path: Path, small_chunks: int) -> None:
+    path, document, array = zstd_file(tmp_path, small_chunks)
+    frames = document["arrays"]["w"]["data"]
+    raw = array.tobytes()
+    flipped = frames[1][:20] + ("B" if frames[1][20] == "A" else "A") + frames[1][21:]
+    bomb = frame_text(bytes(small_chunks * 1000))  # a few hundred bytes that would inflate to ~1 MB
+    cases: dict[str, tuple[Any, str]] = {
+        "flipped": ({"data": [frames[0], flipped, *frames[2:]]}, "arrays.w"),
+        "frame-missing": ({"data": frames[:-1]}, "arrays.w.data: holds 4 frames but dtype, shape and chunk need 5"),
+        "frames-swapped": ({"data": [frames[1], frames[0], *frames[2:]]}, "arrays.w: checksum mismatch"),
+        "bomb": ({"data": [bomb, *frames[1:]]}, "arrays.w.data[0]: the frame declares 960000 bytes"),
+        "no-size": ({"data": [frame_text(raw[:small_chunks], write_content_size=False), *frames[1:]]}, "declares no size"),
+        "trailing": ({"data": [frame_text(raw[:small_chunks], b"\0\0\0"), *frames[1:]]}, "arrays.w.data[0]: not a valid zstd frame"),
+        "two-frames": ({"data": [frame_text(raw[:small_chunks], base64.b64decode(frames[0])), *frames[1:]]}, "arrays.w.data[0]"),
+        "not-base64": ({"data": ["*" * 8, *frames[1:]]}, "arrays.w.data[0]: not valid base64"),
+        "not-zstd": ({"data": ["AAAAAAAA", *frames[1:]]}, "arrays.w.data[0]: not a zstd frame"),
+        "odd-length": ({"data": [frames[0][:-1], *frames[1:]]}, "arrays.w.data[0]: expected a zstd frame in base64"),
+        "oversized": ({"data": ["A" * 4 * small_chunks, *frames[1:]]}, "arrays.w.data[0]: expected a zstd frame"),
+        "not-a-string": ({"data": [12, *frames[1:]]}, "arrays.w.data[0]"),
+        "not-a-list": ({"data": frames[0]}, "arrays.w.data: expected a list"),
+        "chunk-odd": ({"chunk": small_chunks + 4}, "arrays.w.chunk"),
+        "chunk-zero": ({"chunk": 0}, "arrays.w.chunk"),
+        "chunk-huge": ({"chunk": 1 << 40}, "arrays.w.chunk"),
+        "chunk-text": ({"chunk": str(small_chunks)}, "arrays.w.chunk"),
+        "chunk-missing": ({"chunk": None}, "arrays.w.chunk"),
+        "no-crc": ({"crc32": None}, "arrays.w.crc32"),
+    }
+    for case, (change, fragment) in cases.items():
+        edited = json.loads(json.dumps(document))
+        edited["arrays"]["w"].update(change)
+        edited["arrays"]["w"] = {key: value for key, value in edited["arrays"]["w"].items() if value is not None}
+        path.write_text(json.dumps(edited))
+        message = load_error(path)
+        assert fragment in message and "\n" not in message, (case, message)
+    # Unused padding bits of a frame's last character must be zero, as in base64 data.
+    odd = next(text for text in frames if text.endswith("=") and not text.endswith("=="))
+    last = odd[-2]
+    changed = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    tweaked = odd[:-2] + changed[changed.index(last) ^ 1] + "="
+    edited = json.loads(json.dumps(document))
+    edited["arrays"]["w"]["data"] = [tweaked if text == odd else text for text in frames]
+    path.write_text(json.dumps(edited))
+    assert "not valid base64" in load_error(path)
+
+
+def test_zstd_needs_format_3_and_chunk_belongs_to_zstd(tmp_path: Path, small_chunks: int) -> None:
+    path, document, _ = zstd_file(tmp_path, small_chunks)
+    older = json.loads(json.dumps(document))
+    older["format_version"] = 2
+    path.write_text(json.dumps(older))
+    assert "arrays.w.encoding: expected 'base64' or 'fill', got 'zstd'" in load_error(path)
+    save(path, header(), {"b": np.arange(10.0)})
+    based = json.loads(path.read_text())
+    based["arrays"]["b"]["chunk"] = 960
+    path.write_text(json.dumps(based))
+    assert "arrays.b.chunk: unknown field" in load_error(path)
+
+
+#: A format-2 file written by hera before format 3 (tests/data/formats), and what each array holds:
+#: dtype, shape and the first 16 hex digits of the SHA-256 of its little-endian C-order bytes.
+V2_FILE = Path(__file__).parent / "data" / "formats" / "v2-arrays.json"
+V2_ARRAYS = {
+    "weights": ("<f4", (64, 50), "19669c0fe42eeeae"),
+    "state.v": ("<f8", (300,), "61aed2b66aee987a"),
+    "state.spikes": ("|b1", (30, 7), "dbd4f20b3f9bbf2a"),
+    "state.count": ("<i2", (10, 10), "0c7c3591393ecb73"),
+    "state.nan": ("<f4", (4,), "916209c32602e1c6"),
+    "zeros": ("<f4", (128, 128), "de2f256064a0af79"),
+    "scalar": ("<u8", (), "aae89fc0f03e2959"),
+    "empty": ("<i4", (0, 3), "e3b0c44298fc1c14"),
+}
+
+
+def assert_v2_arrays(arrays: dict[str, np.ndarray]) -> None:
+    import hashlib
+
+    assert list(arrays) == list(V2_ARRAYS)
+    for name, (code, shape, digest) in V2_ARRAYS.items():
+        array = arrays[name]
+        assert (array.dtype.str, array.shape) == (code, shape), name
+        assert hashlib.sha256(array.tobytes()).hexdigest()[:16] == digest, name
+
+
+def test_a_format_2_file_reads_bit_for_bit_and_transcribes_to_format_3(tmp_path: Path) -> None:
+    from hera.instance import FORMAT_VERSION, transcribe
+
+    assert V2_FILE.read_bytes().startswith(b'{"format": "hera-instance", "format_version": 2,')
+    instance = load(V2_FILE)
+    assert instance.header.callsign == "format-two" and instance.header.iteration == 77
+    assert_v2_arrays(instance.arrays)
+    copy = tmp_path / "copy.json"
+    transcribe(V2_FILE, copy, instance.header.model_copy(update={"callsign": "format-three"}))
+    assert copy.read_bytes().startswith(f'{{"format": "hera-instance", "format_version": {FORMAT_VERSION},'.encode())
+    again = load(copy)
+    assert again.header.callsign == "format-three"
+    assert_v2_arrays(again.arrays)
+    # The sparse weights are compressed on the way (the rest is copied through); verified as they pass.
+    entries = entries_of(copy)
+    assert entries["weights"]["encoding"] == "zstd" and entries["state.v"]["encoding"] == "base64"
+    damaged = tmp_path / "damaged.json"
+    content = V2_FILE.read_bytes()
+    at = content.index(b'"weights": {') + 200
+    damaged.write_bytes(content[:at] + (b"B" if content[at] == ord("A") else b"A") + content[at + 1 :])
+    with pytest.raises(HeraError) as caught:
+        transcribe(damaged, tmp_path / "nothing.json", instance.header)
+    assert caught.value.line().startswith(f"{damaged}: arrays.weights"), caught.value.line()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.json", "damaged.json"]

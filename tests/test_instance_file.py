@@ -12,12 +12,15 @@ traceback, the file untouched and nothing written anywhere.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from hera.instance import FORMAT_VERSION
 from herakit import World, leftovers, one_error_line
 
 BASE64_DATA = b'"encoding": "base64", "data": "'
@@ -110,7 +113,11 @@ SPOILED: dict[str, tuple[str, Callable[[bytes], bytes], list[str]]] = {
     "invalid-json-quote": ("fresh", replace_once(b'"callsign": "', b'"callsign": '), ["malformed JSON"]),
     "not-an-instance": ("fresh", lambda d: b'{"seed": 5}\n', ["format"]),
     "not-an-object": ("fresh", lambda d: b"[1, 2, 3]\n", ["expected a JSON object"]),
-    "newer-format": ("fresh", replace_once(b'"format_version": 2', b'"format_version": 3'), ["format_version", "upgrade hera"]),
+    "newer-format": (
+        "fresh",
+        replace_once(f'"format_version": {FORMAT_VERSION}'.encode(), f'"format_version": {FORMAT_VERSION + 1}'.encode()),
+        ["format_version", "upgrade hera"],
+    ),
 }
 
 # A fill array (every fresh brain's zero weights) is checksummed too: a flipped byte would
@@ -181,3 +188,222 @@ def test_inspect_reads_the_good_file(hera: World, originals: dict[str, Path]) ->
     shown = hera("inspect", "brain.json", "--json", check=True)
 
     assert json.loads(shown.out)["header"]["uuid"] == json.loads(originals["fresh"].read_text())["header"]["uuid"]
+
+
+# -- streaming: transcribe, verify_file, pieces, lazy_arrays, progress ------------------------------------------
+
+#: Raw bytes of the "large" file's arrays: above the data limit its readers run under.
+LARGE_ARRAY = 64 * 1024 * 1024
+#: RLIMIT_DATA of the children that stream it: Python, numpy and the codec's threads need ~70 MiB.
+DATA_LIMIT = 128 * 1024 * 1024
+
+STREAM_CHILD = """
+import json, os, resource, sys
+resource.setrlimit(resource.RLIMIT_DATA, (int(sys.argv[1]), resource.RLIM_INFINITY))
+from pathlib import Path
+from hera.errors import HeraError
+from hera.instance import read_header, transcribe, verify_file, load
+source, target = Path(sys.argv[2]), Path(sys.argv[3])
+told = {}
+header = read_header(source).model_copy(update={"callsign": "streamed"})
+fd = os.open(source, os.O_RDONLY)
+transcribe(fd, target, header)  # from a descriptor, as install --user hands one over
+os.close(fd)
+verify_file(target)
+told["streamed"] = True
+try:
+    load(source)
+    told["load"] = "loaded"
+except HeraError as exc:
+    told["load"] = exc.line()
+try:  # the error's line and column are counted without a copy of everything before it
+    load(Path(sys.argv[4]))
+except HeraError as exc:
+    told["truncated"] = exc.line()
+print(json.dumps(told))
+"""
+
+
+def streaming_header() -> Any:
+    from hera.instance import FamilyRef, Header, now
+
+    return Header(
+        uuid="0b8c4f6e-2d7a-4e0b-9d33-5f1a6c2e7b90", callsign="large", family=FamilyRef(name="test", version="0"),
+        layout="large", params={}, seed=3, created=now(), dynamic=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """A ~260 MB file: three dense arrays (base64) and one sparse one (zstd), 64 MiB each raw, beside their arrays."""
+    import numpy as np
+
+    from hera.instance import save
+
+    rng = np.random.default_rng(12)
+    count = LARGE_ARRAY // 4
+    sparse = np.zeros(count, dtype="<f4")
+    sparse[rng.integers(0, count, count // 50)] = rng.random(count // 50, dtype=np.float32)
+    arrays = {f"dense{i}": rng.random(count, dtype=np.float32) for i in range(3)} | {"sparse": sparse}
+    path = tmp_path_factory.mktemp("large") / "large.json"
+    save(path, streaming_header(), arrays)
+    yield path, arrays
+
+
+def test_transcribe_and_verify_stream_a_file_larger_than_the_memory_limit(large: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from hera.instance import load, read_header
+
+    source, arrays = large
+    assert source.stat().st_size > 2 * DATA_LIMIT
+    assert b'"encoding": "zstd"' in source.read_bytes()
+    target, truncated = tmp_path / "copy.json", tmp_path / "truncated.json"
+    with source.open("rb") as whole, truncated.open("wb") as cut:
+        shutil.copyfileobj(whole, cut)
+        cut.truncate(source.stat().st_size - 1000)
+    child = subprocess.run(
+        [sys.executable, "-c", STREAM_CHILD, str(DATA_LIMIT), str(source), str(target), str(truncated)],
+        capture_output=True, text=True, env=os.environ | {"OPENBLAS_NUM_THREADS": "1"}, timeout=120,
+    )
+    assert child.returncode == 0, child.stderr
+    told = json.loads(child.stdout)
+    assert told["streamed"] and told["load"].startswith(f"{source}: ") and "memory" in told["load"], told
+    assert told["truncated"].startswith(f"{truncated}: line ") and "malformed JSON" in told["truncated"], told
+    assert read_header(target).callsign == "streamed"
+    copied = load(target).arrays
+    assert list(copied) == list(arrays)
+    for name, array in arrays.items():
+        assert copied[name].tobytes() == array.tobytes(), name
+
+
+def _flip_in(data: bytes, marker: bytes, offset: int) -> bytes:
+    at = data.index(marker) + len(marker) + offset
+    return data[:at] + (b"B" if data[at] == ord("A") else b"A") + data[at + 1 :]
+
+
+@pytest.mark.parametrize("encoding", ["base64", "zstd"])
+def test_transcribe_catches_a_flipped_byte_and_leaves_nothing(tmp_path: Path, encoding: str) -> None:
+    import numpy as np
+
+    from hera.errors import HeraError
+    from hera.instance import save, transcribe
+
+    rng = np.random.default_rng(4)
+    weights = rng.random(300_000, dtype=np.float32)
+    if encoding == "zstd":
+        weights[rng.random(weights.size) < 0.95] = 0
+    source = tmp_path / "source.json"
+    save(source, streaming_header(), {"state.v": np.arange(10.0), "weights": weights})
+    marker = f'"encoding": "{encoding}", '.encode() + (b'"chunk": 1572864, "data": ["' if encoding == "zstd" else b'"data": "')
+    source.write_bytes(_flip_in(source.read_bytes(), marker, 2000))
+    target = tmp_path / "target" / "copy.json"
+    target.parent.mkdir()
+
+    with pytest.raises(HeraError) as caught:
+        transcribe(source, target, streaming_header())
+
+    line = caught.value.line()
+    assert "\n" not in line and line.startswith(f"{source}: arrays.weights"), line
+    assert list(target.parent.iterdir()) == []
+
+
+def test_progress_counts_every_raw_byte_once(tmp_path: Path) -> None:
+    """on_bytes totals equal the arrays' nbytes for every reader and writer (fills at their full size)."""
+    import threading
+
+    import numpy as np
+
+    from hera.instance import InstanceFile, load, save, transcribe, verify_file
+
+    rng = np.random.default_rng(5)
+    sparse = np.zeros(2_000_000, dtype="<i2")
+    sparse[::97] = 3
+    arrays = {"dense": rng.random(1_000_000), "fill": np.zeros((300, 400), dtype="<f4"), "sparse": sparse, "tiny": np.arange(3)}
+    nbytes = sum(array.nbytes for array in arrays.values())
+    counted: list[int] = []
+    lock = threading.Lock()
+
+    def on_bytes(n: int) -> None:
+        with lock:
+            counted.append(n)
+
+    def total() -> int:
+        with lock:
+            done = sum(counted)
+            counted.clear()
+        return done
+
+    path = tmp_path / "a.json"
+    save(path, streaming_header(), arrays, on_bytes=on_bytes)
+    assert total() == nbytes
+    load(path, on_bytes=on_bytes)
+    assert total() == nbytes
+    verify_file(path, on_bytes=on_bytes)
+    assert total() == nbytes
+    transcribe(path, tmp_path / "b.json", streaming_header(), on_bytes=on_bytes)
+    assert total() == nbytes
+    with InstanceFile(path) as opened:
+        for name in opened.entries:
+            for _ in opened.pieces(name, on_bytes=on_bytes):
+                pass
+        assert total() == nbytes
+        lazy = opened.lazy_arrays(on_bytes=on_bytes)
+        assert [lazy[name].nbytes for name in lazy] == [array.nbytes for array in arrays.values()]
+        assert total() == nbytes
+
+
+def test_pieces_give_every_element_in_bounded_pieces_and_catch_damage(tmp_path: Path) -> None:
+    import numpy as np
+
+    from hera.errors import HeraError
+    from hera.instance import InstanceFile, save
+    from hera.instance.codec import CHUNK
+
+    rng = np.random.default_rng(6)
+    sparse = np.zeros((700, 1000), dtype="<f8")
+    sparse[rng.integers(0, 700, 500), rng.integers(0, 1000, 500)] = 1.5
+    arrays = {"dense": rng.random((500, 1000), dtype=np.float32), "sparse": sparse, "fill": np.full(10**6, 7, dtype="<i4")}
+    path = tmp_path / "p.json"
+    save(path, streaming_header(), arrays)
+    with InstanceFile(path) as opened:
+        for name, array in arrays.items():
+            pieces = [piece.copy() for piece in opened.pieces(name)]
+            assert all(p.ndim == 1 and p.dtype == array.dtype and 0 < p.nbytes <= CHUNK for p in pieces), name
+            assert np.concatenate(pieces).tobytes() == array.tobytes(), name
+    for marker in (b'"encoding": "base64", "data": "', b'"chunk": 1572864, "data": ["'):
+        damaged = tmp_path / "damaged.json"
+        damaged.write_bytes(_flip_in(path.read_bytes(), marker, 100))
+        with InstanceFile(damaged) as opened, pytest.raises(HeraError) as caught:
+            name = "dense" if b"base64" in marker else "sparse"
+            for _ in opened.pieces(name):
+                pass
+        assert caught.value.line().startswith(f"{damaged}: arrays.{name}"), caught.value.line()
+
+
+def test_lazy_arrays_decode_on_lookup_and_refuse_what_never_fits(tmp_path: Path) -> None:
+    import numpy as np
+
+    from hera.instance import InstanceFile, InstanceTooLarge, checksums, save
+    from hera.instance.codec import crc32, seal
+
+    path = tmp_path / "lazy.json"
+    save(path, streaming_header(), {"small": np.arange(5.0), "huge": np.zeros(1, dtype="<f4")})
+    # A fill claims its size for free: 512 GiB, far beyond this machine, yet valid (below the 1 TiB cap)
+    # and sealed as a writer would have sealed it.
+    data = path.read_bytes()
+    old_crc = seal("huge", "<f4", (1,), crc32(bytes(4)), 4)
+    new_crc = seal("huge", "<f4", (2**37,), checksums.repeat(crc32(bytes(4)), 4, 2**37), 2**39)
+    data = data.replace(b'"shape": [1], "encoding": "fill"', f'"shape": [{2**37}], "encoding": "fill"'.encode())
+    path.write_bytes(data.replace(f'"crc32": {old_crc}'.encode(), f'"crc32": {new_crc}'.encode()))
+    with InstanceFile(path) as opened:
+        lazy = opened.lazy_arrays()
+        assert list(lazy) == ["small", "huge"] and len(lazy) == 2 and "huge" in lazy and "other" not in lazy
+        assert lazy["small"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+        assert lazy["small"] is not lazy["small"]  # decoded afresh each time, never kept
+        with pytest.raises(InstanceTooLarge) as caught:
+            lazy["huge"]
+        assert caught.value.line().startswith(f"{path}: arrays.huge: needs 512"), caught.value.line()
+        with pytest.raises(KeyError):
+            lazy["other"]

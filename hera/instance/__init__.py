@@ -3,7 +3,7 @@
 A package of its own because the format is a contract with every family and
 every copy a user keeps: :mod:`.format` (the header model, load and save),
 :mod:`.codec` (the arrays after the header), :mod:`.scanner` (a bounded JSON
-scanner that says where a file is wrong), :mod:`.checksums` (CRC-32C) and
+scanner that says where a file is wrong), :mod:`.checksums` (CRC-32s of pieces joined) and
 :mod:`.atomic` (write-then-rename, the previous good save). What families and
 commands use is re-exported here; numpy is imported only when arrays are
 touched.
@@ -18,11 +18,14 @@ from hera.instance.format import (
     Instance,
     InstanceFile,
     InstanceFileError,
+    InstanceTooLarge,
+    OnBytes,
     load,
     load_or_previous,
     now,
     read_header,
     save,
+    transcribe,
     verify_file,
 )
 
@@ -35,10 +38,13 @@ __all__ = [
     "Instance",
     "InstanceFile",
     "InstanceFileError",
+    "InstanceTooLarge",
+    "OnBytes",
     "load",
     "load_or_previous",
     "now",
     "read_header",
     "save",
+    "transcribe",
     "verify_file",
 ]

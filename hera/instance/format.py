@@ -2,7 +2,7 @@
 
 Layout of a file hera writes (any valid JSON with the same content reads too)::
 
-    {"format": "hera-instance", "format_version": 2,
+    {"format": "hera-instance", "format_version": 3,
      "header": {...readable: uuid, callsign, family, layout, params, iteration...},
      "arrays": {"name": {"dtype": "<f4", "shape": [..], "encoding": "base64",
                          "data": "...", "crc32": 123}, ...}}
@@ -13,8 +13,9 @@ is ever executed. Writes are atomic (see :mod:`hera.instance.atomic`).
 
 Format 2 differs from 1 only in the arrays' checksums: each covers the
 array's name, dtype and shape too (see :mod:`hera.instance.codec`), and every entry
-has one. Both are read; only 2 is written, so an agent cached in format 1
-moves to 2 on its next save.
+has one. Format 3 adds the ``zstd`` encoding (compressed frames, where it
+pays). All three are read; only 3 is written, so an agent cached in an older
+format moves to 3 on its next save (or install, copy: see :func:`transcribe`).
 
 Only regular files are opened (:mod:`hera.safe_open`): a FIFO, a device or a
 directory named ``x.json`` (in the cache, say) is one error line naming it, and
@@ -26,11 +27,13 @@ commands (``agents``, ``families``) stay fast.
 
 from __future__ import annotations
 
+import functools
 import json
 import mmap
 import os
+import stat
 import uuid as uuidlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,15 +47,18 @@ from hera.instance.atomic import atomic_write
 from hera.instance.scanner import ScanError, Scanner, label, line_col
 from hera.safe_open import Refused
 
+#: Told how many raw array bytes were just written, decoded or verified (from any thread): progress.
+OnBytes = Callable[[int], None] | None
+
 if TYPE_CHECKING:
     import numpy as np
 
     from hera.instance.codec import ArrayEntry
 
 FORMAT = "hera-instance"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Every version this hera reads (see the module's docstring for how they differ).
-READ_VERSIONS = (1, 2)
+READ_VERSIONS = (1, 2, 3)
 CALLSIGN_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 
 
@@ -189,8 +195,8 @@ class Instance:
     header: Header
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def save(self, path: Path, *, mode: int = 0o644, overwrite: bool = True) -> None:
-        save(path, self.header, self.arrays, mode=mode, overwrite=overwrite)
+    def save(self, path: Path, *, mode: int = 0o644, overwrite: bool = True, on_bytes: OnBytes = None) -> None:
+        save(path, self.header, self.arrays, mode=mode, overwrite=overwrite, on_bytes=on_bytes)
 
 
 def save(
@@ -201,27 +207,78 @@ def save(
     mode: int = 0o644,
     overwrite: bool = True,
     keep_previous: bool = False,
+    on_bytes: OnBytes = None,
 ) -> None:
     """Write an instance atomically, streaming arrays (never one big string).
 
     With ``keep_previous`` (the cache's saves of a live agent) the new file is
     read back and every checksum verified before it replaces the old one, and
     the old one stays beside it as ``<file>.prev``: see :func:`load_or_previous`.
+    ``on_bytes``: told the raw array bytes written as they are (progress), and
+    with ``keep_previous`` those read back too (so twice the arrays' bytes).
     """
     from hera.instance.codec import _write_all as write_all, write_array
 
-    head = json.dumps(header.model_dump(mode="json", exclude_none=True), indent=2)
-    verify = verify_file if keep_previous else None
+    verify = functools.partial(verify_file, on_bytes=on_bytes) if keep_previous else None
     with atomic_write(Path(path), mode, overwrite=overwrite, keep_previous=keep_previous, verify=verify) as out:
-        write_all(
-            out,
-            f'{{"format": "{FORMAT}", "format_version": {FORMAT_VERSION},\n'
-            f'"header": {head},\n"arrays": {{'.encode(),
-        )
+        write_all(out, _document_head(header))
         for index, (name, array) in enumerate(arrays.items()):
-            write_all(out, (",\n" if index else "\n").encode() + json.dumps(name).encode() + b": ")
-            write_array(out, array, name)
+            write_all(out, _entry_head(index, name))
+            write_array(out, array, name, compress=True, on_bytes=on_bytes)
         write_all(out, b"\n}}\n")
+
+
+def _document_head(header: Header) -> bytes:
+    """Everything before the first array: the header first, so listings read a page."""
+    head = json.dumps(header.model_dump(mode="json", exclude_none=True), indent=2)
+    return (
+        f'{{"format": "{FORMAT}", "format_version": {FORMAT_VERSION},\n'
+        f'"header": {head},\n"arrays": {{'.encode()
+    )
+
+
+def _entry_head(index: int, name: str) -> bytes:
+    return (",\n" if index else "\n").encode() + json.dumps(name).encode() + b": "
+
+
+def transcribe(
+    source: Path | int,
+    target: Path,
+    header: Header,
+    *,
+    mode: int = 0o600,
+    overwrite: bool = False,
+    keep_previous: bool = False,
+    follow: bool = True,
+    on_bytes: OnBytes = None,
+) -> None:
+    """Write ``target`` atomically: ``header`` and the arrays of ``source``, every checksum verified as it passes.
+
+    What install, uninstall and copy do instead of load and save: they change
+    the header, never a weight, so no array is decoded into memory; each is
+    read, checked and written a few chunks at a time (peak memory bounded
+    whatever the brain's size; the source's mapped pages are let go as they
+    pass). Data already valid in the current format is copied through as
+    text; a format-1 entry's checksum is sealed anew (see
+    :mod:`hera.instance.codec`). ``source`` may be an open descriptor (root
+    hands a child the file the user may not open; it stays the caller's to
+    close). Damage anywhere leaves nothing at ``target``.
+    """
+    from hera.instance.codec import ArrayError, TooLarge, _write_all as write_all
+
+    with InstanceFile(source, follow=follow) as opened:
+        verify = verify_file if keep_previous else None
+        with atomic_write(Path(target), mode, overwrite=overwrite, keep_previous=keep_previous, verify=verify) as out:
+            write_all(out, _document_head(header))
+            for index, (name, entry) in enumerate(opened.entries.items()):
+                write_all(out, _entry_head(index, name))
+                try:
+                    entry.transcribe(out, opened._fd, opened._map, on_bytes)
+                except TooLarge as exc:
+                    raise _too_large(opened.path, str(exc)) from None
+                except ArrayError as exc:
+                    raise _fail(opened.path, *_where_what(str(exc))) from None
+            write_all(out, b"\n}}\n")
 
 
 def _where_what(message: str) -> tuple[str, str]:
@@ -237,14 +294,25 @@ class InstanceFile:
     in memory, not the document's.
     """
 
-    def __init__(self, path: Path, *, header_only: bool = False, follow: bool = True) -> None:
-        """Open and parse ``path``; ``follow``: whether a link there may be followed (see :func:`open_regular`)."""
-        self.path = Path(path)
+    def __init__(self, path: Path | int, *, header_only: bool = False, follow: bool = True) -> None:
+        """Open and parse ``path``; ``follow``: whether a link there may be followed (see :func:`open_regular`).
+
+        ``path`` may be an open descriptor instead (install --user: root opens
+        what the user may not, a child reads it); it is duplicated, and stays
+        the caller's to close.
+        """
         self.entries: dict[str, ArrayEntry] = {}
         self._map: mmap.mmap | None = None
         self._fd = -1
-        fd = self._fd = open_regular(self.path, follow=follow)
+        if isinstance(path, int):
+            fd = self._fd = os.dup(path)
+            self.path = _named(fd)
+        else:
+            self.path = Path(path)
+            fd = self._fd = open_regular(self.path, follow=follow)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise HeraError(f"{self.path}: not a regular file; not an instance file")
             size = os.fstat(fd).st_size
             if size == 0:
                 raise _fail(self.path, "file", "empty")
@@ -303,9 +371,11 @@ class InstanceFile:
         raw_arrays = top.get("arrays")
         if not isinstance(raw_arrays, dict):
             raise _fail(self.path, "arrays", "expected an object of named arrays")
-        named = version >= 2
+        named, compressed = version >= 2, version >= 3
         try:
-            self.entries = {name: ArrayEntry.parse(name, raw, named=named) for name, raw in raw_arrays.items()}
+            self.entries = {
+                name: ArrayEntry.parse(name, raw, named=named, compressed=compressed) for name, raw in raw_arrays.items()
+            }
         except ArrayError as exc:
             raise _fail(self.path, *_where_what(str(exc))) from None
         if self.nbytes > MAX_ARRAY_BYTES:
@@ -317,17 +387,59 @@ class InstanceFile:
         """What all arrays take in memory once decoded (exact; fills at their full size)."""
         return sum(entry.nbytes for entry in self.entries.values())
 
-    def array(self, name: str) -> np.ndarray:
-        from hera.instance.codec import ArrayError, TooLarge
-
+    def _entry(self, name: str) -> ArrayEntry:
         if name not in self.entries:
             raise _fail(self.path, f"arrays.{name}", "missing")
+        return self.entries[name]
+
+    def array(self, name: str, on_bytes: OnBytes = None) -> np.ndarray:
+        """One array decoded and verified (refused before allocating if it could never fit)."""
+        from hera.instance.codec import ArrayError, TooLarge
+
+        entry = self._entry(name)
         try:
-            return self.entries[name].decode(self._fd, self._map)
+            return entry.decode(self._fd, self._map, on_bytes)
         except TooLarge as exc:
             raise _too_large(self.path, str(exc)) from None
         except ArrayError as exc:
             raise _fail(self.path, *_where_what(str(exc))) from None
+
+    def pieces(self, name: str, on_bytes: OnBytes = None) -> Iterator[np.ndarray]:
+        """The array's elements in C order, as read-only 1-d pieces in its dtype of at most a chunk (1.5 MiB).
+
+        For work that looks at every element once (``inspect``'s statistics,
+        ``grow``'s row-by-row copy) without the whole array in memory. The
+        checksum is checked as they pass: a mismatch raises
+        :class:`InstanceFileError` after the last piece at the latest, so
+        whatever was made of the pieces must be dropped then.
+        """
+        from hera.instance.codec import ArrayError
+
+        entry = self._entry(name)
+        try:
+            yield from entry.pieces(self._fd, self._map, on_bytes)
+        except ArrayError as exc:
+            raise _fail(self.path, *_where_what(str(exc))) from None
+
+    def lazy_arrays(self, on_bytes: OnBytes = None) -> Mapping[str, np.ndarray]:
+        """The arrays as a read-only mapping that decodes each when looked up, and keeps none.
+
+        The agent hands it to a family's runtime, which uploads each array and
+        drops it: peak memory is the device state and the largest array, not
+        twice the brain. Each lookup decodes again (and is refused, before it
+        allocates, if that array could never fit); valid while the file is open.
+        """
+        return _LazyArrays(self, on_bytes)
+
+    def verify(self, on_bytes: OnBytes = None) -> None:
+        """Check every field and checksum, keeping no array: memory of a few chunks whatever the size."""
+        from hera.instance.codec import ArrayError
+
+        for entry in self.entries.values():
+            try:
+                entry.verify(self._fd, self._map, on_bytes)
+            except ArrayError as exc:
+                raise _fail(self.path, *_where_what(str(exc))) from None
 
     def fill_value(self, name: str) -> np.ndarray:
         """A fill array's one value, checksum verified, without allocating the array (for ``inspect``)."""
@@ -338,7 +450,7 @@ class InstanceFile:
         except ArrayError as exc:
             raise _fail(self.path, *_where_what(str(exc))) from None
 
-    def load(self) -> Instance:
+    def load(self, on_bytes: OnBytes = None) -> Instance:
         from hera.instance.codec import TooLarge, check_memory
 
         try:  # refused before the first is decoded: the largest by name, else all of them together
@@ -347,7 +459,7 @@ class InstanceFile:
             check_memory("arrays (all together)", self.nbytes)
         except TooLarge as exc:
             raise _too_large(self.path, str(exc)) from None
-        return Instance(self.header, {name: self.array(name) for name in self.entries})
+        return Instance(self.header, {name: self.array(name, on_bytes) for name in self.entries})
 
     def close(self) -> None:
         if self._map is not None:
@@ -362,6 +474,36 @@ class InstanceFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _LazyArrays(Mapping[str, "np.ndarray"]):
+    """See :meth:`InstanceFile.lazy_arrays`."""
+
+    def __init__(self, opened: InstanceFile, on_bytes: OnBytes) -> None:
+        self._opened = opened
+        self._on_bytes = on_bytes
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._opened.entries:
+            raise KeyError(name)
+        return self._opened.array(name, self._on_bytes)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._opened.entries)
+
+    def __len__(self) -> int:
+        return len(self._opened.entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._opened.entries
+
+
+def _named(fd: int) -> Path:
+    """What an inherited descriptor is open on, for error lines (its path where /proc says, else the number)."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return Path(f"<descriptor {fd}>")
 
 
 _PREFIXES = tuple(f'{{"format": "{FORMAT}", "format_version": {v},\n"header": '.encode() for v in READ_VERSIONS)
@@ -430,24 +572,23 @@ def read_header(path: Path, *, follow: bool = True) -> Header:
         return opened.header
 
 
-def load(path: Path, *, follow: bool = True) -> Instance:
+def load(path: Path, *, follow: bool = True, on_bytes: OnBytes = None) -> Instance:
     """Read and verify a whole instance: every field, every checksum (``follow``: see :func:`read_header`)."""
     with InstanceFile(path, follow=follow) as opened:
-        return opened.load()
+        return opened.load(on_bytes)
 
 
-def verify_file(path: Path) -> None:
-    """Read back every field and checksum, one array at a time (peak: the largest array).
+def verify_file(path: Path, *, on_bytes: OnBytes = None) -> None:
+    """Read back every field and checksum, a few chunks at a time: bounded memory whatever the brain's size.
 
-    Given only the file a save has just written (see :func:`save`), which is
-    never a link: one found there is not followed.
+    Given only files hera has just written (see :func:`save`), which are
+    never links: one found there is not followed.
     """
     with InstanceFile(path, follow=False) as opened:
-        for name in opened.entries:
-            opened.array(name)
+        opened.verify(on_bytes)
 
 
-def load_or_previous(path: Path) -> tuple[Instance, str | None]:
+def load_or_previous(path: Path, *, on_bytes: OnBytes = None) -> tuple[Instance, str | None]:
     """The cached agent, or, if its file is damaged, the previous good one with a warning.
 
     The cache keeps ``<file>.prev`` from the save before the last (see
@@ -456,12 +597,12 @@ def load_or_previous(path: Path) -> tuple[Instance, str | None]:
     from hera.instance.atomic import previous_path
 
     try:
-        return load(path, follow=False), None  # the cache's own files, never links
+        return load(path, follow=False, on_bytes=on_bytes), None  # the cache's own files, never links
     except InstanceFileError as damaged:
         previous = previous_path(Path(path))
         if not previous.exists():
             raise
-        instance = load(previous, follow=False)
+        instance = load(previous, follow=False, on_bytes=on_bytes)
         return instance, (
             f"{path} is damaged ({damaged.message}); using the previous good copy "
             f"from iteration {instance.header.iteration} ({previous})"

@@ -37,6 +37,7 @@ _NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _LITERALS = {b"true": True, b"false": False, b"null": None}
 MAX_DEPTH = 64
 LAZY_STRING_BYTES = 1024
+_LINE_WINDOW = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +69,20 @@ class ScanError(ValueError):
 
 
 def line_col(buf: Any, pos: int) -> tuple[int, int]:
-    """1-based line and column of a byte offset, for error messages."""
-    head = bytes(buf[: max(0, min(pos, len(buf)))])
-    return head.count(b"\n") + 1, len(head) - head.rfind(b"\n")
+    """1-based line and column of a byte offset, for error messages.
+
+    Counted a window at a time: the error may lie gigabytes into a mapped
+    file, and a copy of everything before it would need that much memory.
+    """
+    pos = max(0, min(pos, len(buf)))
+    lines, last = 0, -1
+    for start in range(0, pos, _LINE_WINDOW):
+        window = bytes(buf[start : min(pos, start + _LINE_WINDOW)])
+        lines += window.count(b"\n")
+        found = window.rfind(b"\n")
+        if found >= 0:
+            last = start + found
+    return lines + 1, pos - last
 
 
 class Scanner:
