@@ -24,6 +24,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from hera.errors import Conflict, HeraError
 from hera.ownership import MAX_LINKS, trusted_owner, user_name
@@ -122,21 +123,49 @@ def refuse_existing(directory: int, final: str, shown: Path, hint: str = TAKEN_H
     raise Conflict(f"{shown} already exists", hint=hint)
 
 
-def copy_cached(cached: Path, directory: int, final: str, shown: Path, *, link: bool = False) -> None:
-    """A down agent's cached file, byte for byte (the caller holds the store's lock).
+def stream_cached(
+    cached: Path, directory: int, final: str, shown: Path, *, link: bool = False, progress: Any = None, phase: str = "copy"
+) -> None:
+    """A down agent's cached file at ``final`` in ``directory`` (the caller holds the store's lock).
 
     ``link``: hard-link it into place where both are on one file system (no
-    byte written; ``uninstall``, which then removes the cached name), else
-    write a copy (``copy``, after which the cache goes on changing its own).
+    byte written; ``uninstall``, which then removes the cached name). Else
+    (``copy``, or another file system) the file is streamed through
+    :func:`hera.instance.transcribe`: every checksum verified as it passes, a
+    few MiB in hand however large the brain, into a temporary made in that
+    directory (``O_EXCL``: never through a link), fsynced and linked to its
+    name. A damaged cached file is refused with nothing written, rather than
+    copied and found out at the next install; the copy is complete or absent,
+    and never over anything. ``progress`` (a :class:`hera.progress.Meter`)
+    shows the bytes streamed as ``phase``.
     """
+    from hera.instance import InstanceFile, transcribe
+    from hera.instance.atomic import inside
+    from hera.progress import QUIET
+
+    if link:
+        try:
+            source_dir = os.open(cached.parent, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise HeraError(f"cannot read {cached}: {exc.strerror or exc}") from None
+        try:
+            if _linked(source_dir, cached.name, directory, final, shown):
+                return
+        except FileExistsError:
+            raise Conflict(f"{shown} already exists", hint=TAKEN_HINT) from None
+        except OSError as exc:
+            raise HeraError(f"cannot write {shown}: {exc.strerror or exc}") from None
+        finally:
+            os.close(source_dir)
+    with InstanceFile(cached, follow=False) as opened:
+        header, total = opened.header, opened.nbytes
     try:
-        source_dir = os.open(cached.parent, os.O_RDONLY | os.O_DIRECTORY)
+        with (progress or QUIET).phase(phase, total) as moved, inside(directory) as here:
+            transcribe(cached, here / final, header, mode=0o600, overwrite=False, follow=False, on_bytes=moved)
+    except FileExistsError:
+        raise Conflict(f"{shown} already exists", hint=TAKEN_HINT) from None
     except OSError as exc:
-        raise HeraError(f"cannot read {cached}: {exc.strerror or exc}") from None
-    try:
-        place(source_dir, cached.name, directory, final, shown, link=link, mine=False)
-    finally:
-        os.close(source_dir)
+        raise HeraError(f"cannot write {shown}: {exc.strerror or exc}") from None
 
 
 def place(

@@ -38,7 +38,7 @@ import stat
 import sys
 import tomllib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -168,24 +168,115 @@ class Family(ABC):
     def estimate(self, params: Params) -> ResourceEstimate:
         """Honest resource needs of a layout, from its parameters alone (no numpy, no Taichi)."""
 
-    def runtime(self, header: Header, arrays: dict[str, np.ndarray], arch: str) -> Runtime:
+    def runtime(self, header: Header, arrays: Mapping[str, np.ndarray], arch: str) -> Runtime:
         """Load an instance onto the device (Taichi is already initialised for ``arch``).
 
         ``arrays`` is what :meth:`build` made (no dynamic state: start fresh)
         or what :meth:`hera.runtime.Runtime.export_state` gave (resume exactly).
+        In an agent it is a read-only mapping that decodes each array on lookup
+        and keeps nothing (so host memory holds one array at a time): upload
+        each array once; :func:`hera.runtime.check_arrays` reads only their
+        descriptions.
         """
         raise NotImplementedError(f"family {self.name!r} has no runtime yet")
 
     def grow(
-        self, header: Header, arrays: dict[str, np.ndarray], params: Params
-    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self, header: Header, arrays: Mapping[str, np.ndarray], params: Params
+    ) -> tuple[dict[str, Any], Iterable[tuple[str, np.ndarray]]]:
         """Enlarge a downed instance to ``params``, keeping every existing weight and state value.
 
         hera calls it only when ``params`` differ from the header's in keys
-        of :attr:`growable` alone. Returns the new summary and arrays. Raise
-        :class:`hera.errors.HeraError` for a change that would shrink anything.
+        of :attr:`growable` alone. Raise :class:`hera.errors.HeraError` for a
+        change that would shrink anything, here, before returning.
+
+        Built for brains larger than memory, so both sides go one array at a
+        time. ``arrays`` is the old brain read lazily: looking an array up
+        decodes it then (and nothing keeps it, so look each up once, when it
+        is needed); :func:`array_specs` gives every array's dtype and shape
+        without decoding any, and :func:`row_blocks` an array's rows a block
+        at a time. Returns the new summary and the grown arrays as an
+        iterable of ``(name, array)`` pairs, best a generator that makes each
+        only when asked: hera writes each array as it comes and then frees
+        its memory (so never yield an array you keep, or a view of one), and
+        growing needs about the largest grown array, not the brain. Tests may
+        pass a plain dict of arrays and take ``dict(pairs)``.
         """
         raise HeraError(f"family {self.name!r} does not support grow")
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """An array's dtype and shape without its data (what :func:`hera.runtime.check_arrays` looks at)."""
+
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+def array_specs(arrays: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Every array's dtype and shape, without decoding any where ``arrays`` is read lazily.
+
+    A lazy source (the brain ``grow`` is given) says them from its file's
+    entries (its ``spec(name)``); a plain dict of arrays is its own answer.
+    """
+    spec = getattr(arrays, "spec", None)
+    if spec is None:
+        return arrays
+    return {name: spec(name) for name in arrays}
+
+
+#: Rows per block in :func:`row_blocks`: about this many bytes of them.
+BLOCK_BYTES = 4 << 20
+
+
+def row_blocks(arrays: Mapping[str, Any], name: str, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
+    """Array ``name`` a block of whole rows (its first axis) at a time: ``(first row, block)`` pairs.
+
+    So a family can copy an old array into a grown one row range by row
+    range with a few MiB in hand, never the whole old array: from a lazy
+    source the rows are assembled from its verified pieces (``pieces(name)``,
+    1-d, in the array's own dtype, C order); a plain array is sliced. A
+    block is the caller's to keep. A 0-d array is one block of its one value.
+    """
+    import math
+
+    import numpy as np
+
+    pieces = getattr(arrays, "pieces", None)
+    if pieces is None:
+        whole = arrays[name]
+        if whole.ndim == 0:
+            yield 0, whole.copy()
+            return
+        step = max(1, block_bytes // max(1, whole[:1].nbytes))
+        for start in range(0, whole.shape[0], step):
+            yield start, whole[start : start + step]
+        return
+    spec = arrays.spec(name)  # type: ignore[attr-defined]
+    if not spec.shape:
+        yield 0, np.concatenate([*pieces(name), np.zeros(0, spec.dtype)]).reshape(())
+        return
+    rows, rest = spec.shape[0], spec.shape[1:]
+    width = math.prod(rest)
+    step = max(1, block_bytes // max(1, width * spec.dtype.itemsize))
+    start, filled = 0, 0
+    block = np.empty(min(step, rows) * width, spec.dtype)
+    for piece in pieces(name):
+        while piece.size:
+            take = min(piece.size, block.size - filled)
+            block[filled : filled + take] = piece[:take]
+            filled, piece = filled + take, piece[take:]
+            if filled == block.size:
+                yield start, block.reshape(-1, *rest)
+                start += block.size // width if width else 0
+                filled = 0
+                block = np.empty(min(step, rows - start) * width, spec.dtype)
+    if width == 0:  # rows of nothing: no piece ever came
+        for first in range(0, rows, step):
+            yield first, np.empty((min(step, rows - first), *rest), spec.dtype)
 
 
 def changed_keys(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str = "") -> list[str]:

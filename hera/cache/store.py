@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hera.cache import callsigns, pidfile
 from hera.errors import Conflict, HeraError, NotFound
-from hera.instance import Header, Installation, Instance, now, read_header
+from hera.instance import Header, Installation, now, read_header
 from hera.instance.atomic import fsync_dir, previous_path
 
 LOCK_TIMEOUT = 60.0
@@ -198,43 +198,57 @@ class Store:
         return live
 
     @staticmethod
-    def prepared(source: Path, *, as_new: bool = False) -> Instance:
-        """The instance to install, read and verified whole (every field and checksum) before any cache is touched.
+    def prepared(source: Path, *, as_new: bool = False) -> Prepared:
+        """The file to install, opened, and its header read from that very descriptor; no cache is touched.
 
-        ``as_new`` makes it a clone: a fresh UUID and callsign, the original's
-        UUID appended to its lineage. Separate from :meth:`install_verified`
-        so that ``install --user`` can read and verify a file as root (who may
-        read it when its user may not) and hand the verified instance, not the
-        path, to the process that writes it as that user.
+        Only the header is read here (and every array entry's description,
+        so the size is known for progress): the arrays are verified as they
+        are copied (:meth:`install_verified`), never decoded whole, so
+        installing needs a few MiB however large the brain. ``as_new`` makes
+        it a clone: a fresh UUID and callsign, the original's UUID appended to
+        its lineage. Separate from :meth:`install_verified` so that ``install
+        --user`` can open the file as root (who may read it when its user may
+        not) and hand the open descriptor, not the path, to the process that
+        writes it as that user. The caller closes it (:meth:`Prepared.close`).
         """
         import uuid as uuidlib
 
-        from hera.instance import load
-
-        instance = load(source)
+        prepared = Prepared.open(source)
         if as_new:
-            original = instance.header
+            original = prepared.header
             fresh = str(uuidlib.uuid4())
-            instance.header = original.model_copy(
+            prepared.header = original.model_copy(
                 update={"uuid": fresh, "callsign": callsigns.suggest(fresh), "lineage": [*original.lineage, original.uuid]}
             )
-        return instance
+        return prepared
 
-    def install(self, source: Path, *, owner: str, taken: set[str], as_new: bool = False) -> Agent:
+    def install(
+        self, source: Path, *, owner: str, taken: set[str], as_new: bool = False, on_bytes: Callable[[int], None] | None = None
+    ) -> Agent:
         """Copy an instance into the cache with its install-time initialisation.
 
         ``taken`` holds callsigns in use elsewhere (other scopes); a clash gets
         a numeric suffix. An installed UUID is refused, never overwritten or
         shadowed; ``as_new`` installs a clone instead: a fresh UUID and
-        callsign, the original's UUID appended to its lineage.
+        callsign, the original's UUID appended to its lineage. ``on_bytes``
+        is told every array byte verified and written (progress).
         """
-        return self.install_verified(self.prepared(source, as_new=as_new), owner=owner, taken=taken, source=source)
+        with self.prepared(source, as_new=as_new) as prepared:
+            return self.install_verified(prepared, owner=owner, taken=taken, source=source, on_bytes=on_bytes)
 
-    def install_verified(self, instance: Instance, *, owner: str, taken: set[str], source: Path) -> Agent:
-        """Write an instance already read and verified by :meth:`prepared` into this cache (``source`` names it in errors)."""
-        from hera.instance import save
+    def install_verified(
+        self, prepared: Prepared, *, owner: str, taken: set[str], source: Path, on_bytes: Callable[[int], None] | None = None
+    ) -> Agent:
+        """Write an instance opened by :meth:`prepared` into this cache (``source`` names it in errors).
 
-        original = instance.header
+        The file is streamed from the open descriptor into a temporary in the
+        cache, every array's checksum verified as it passes
+        (:func:`hera.instance.transcribe`); a damaged file fails there and
+        leaves nothing behind, so the cache only ever gains a verified agent.
+        """
+        from hera.instance import transcribe
+
+        original = prepared.header
         with self.locked():
             target = self.path_for(original.uuid)
             if target.exists():
@@ -250,7 +264,8 @@ class Store:
                 }
             )
             try:
-                save(target, header, instance.arrays, mode=0o600, overwrite=False)
+                with prepared.named(source):
+                    transcribe(prepared.fd, target, header, mode=0o600, overwrite=False, on_bytes=on_bytes)
             except FileExistsError:
                 raise Conflict(f"agent {header.uuid} was installed meanwhile by another command") from None
             except OSError as exc:
@@ -287,3 +302,63 @@ class Store:
             os.unlink(agent.path)
             previous_path(agent.path).unlink(missing_ok=True)
             fsync_dir(agent.path.parent)
+
+
+@dataclass
+class Prepared:
+    """A file opened for install: its descriptor, its header (read through that descriptor) and its arrays' size.
+
+    The header comes from the descriptor that is then copied, never from
+    the path again, so a file swapped in meanwhile cannot pair one file's
+    header with another's arrays (``install --user``: root opens what the
+    user may not read, so what root hands over must be what root read).
+    """
+
+    fd: int
+    header: Header
+    #: The arrays' bytes once decoded (what progress counts).
+    nbytes: int
+
+    @classmethod
+    def open(cls, source: Path) -> Prepared:
+        from hera.instance.format import InstanceFile, open_regular
+
+        fd = open_regular(source)
+        try:
+            with _naming(source, fd), InstanceFile(fd) as opened:
+                return cls(fd, opened.header, opened.nbytes)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def named(self, source: Path) -> contextlib.AbstractContextManager[None]:
+        """Errors of what reads the descriptor name ``source``, the file the user named."""
+        return _naming(source, self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> Prepared:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _naming(source: Path, fd: int) -> Iterator[None]:
+    """Errors about descriptor ``fd`` name ``source``, not what ``/proc`` resolves it to (or its number)."""
+    try:
+        yield
+    except HeraError as exc:
+        try:
+            seen = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            seen = None
+        for name in (seen, f"<descriptor {fd}>"):
+            if name and name != str(source):
+                exc.message = exc.message.replace(name, str(source))
+        exc.args = (exc.line(),)
+        raise

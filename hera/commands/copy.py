@@ -40,7 +40,8 @@ examples:
 
 A running agent writes its complete state at the current iteration without
 stopping, and the file is named after the iteration the copy holds; a down
-agent's cached file is copied as it is. An existing file is
+agent's cached file is streamed, every checksum verified on the way (a
+damaged one is refused, nothing written). An existing file is
 never overwritten, and a symbolic link is never written through; one in a
 parent directory is followed only if it is yours (or root's)."""
 
@@ -56,8 +57,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(ctx: Any) -> int:
     from hera.commands import target
-    from hera.destination import copy_cached, destination_directory, refuse_existing
+    from hera.destination import destination_directory, refuse_existing, stream_cached
     from hera.errors import HeraError
+    from hera.progress import meter
 
     manager = target.manager(ctx, target.positional(ctx, ctx.args.file), verb="copy")
     store, agent = manager.store, manager.agent
@@ -78,8 +80,8 @@ def run(ctx: Any) -> int:
         shown = _shown(ctx, name)
         with destination_directory(ctx.workdir, name, shown) as directory:
             refuse_existing(directory, name.name, shown)
-            with store.locked():
-                copy_cached(agent.path, directory, name.name, shown)
+            with store.locked(), meter(ctx) as progress:
+                stream_cached(agent.path, directory, name.name, shown, progress=progress)
     facts = {"callsign": agent.callsign, "uuid": agent.uuid, "iteration": iteration, "path": str(shown)}
     report.done(ctx, f"copied {agent.callsign} {agent.uuid} at iteration {iteration} -> {shown}", facts)
     return 0

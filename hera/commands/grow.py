@@ -12,7 +12,8 @@ the loading plan show.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from hera.cli import AGENT_OPTIONS, agent_argument
 
@@ -30,8 +31,15 @@ width and height, hidden.depth, dendrite_length, axon_length); any other
 parameter is refused, and so is anything that would shrink the brain:
 shrinking needs retraining, as the spec says. --to takes only the other
 layout's sizes. The agent's layout becomes that layout when it now has
-exactly its parameters, else LAYOUT+grown. The cached file is replaced
-atomically only once the grown brain is complete."""
+exactly its parameters, else LAYOUT+grown. The brain is grown one array at
+a time (memory: its largest grown array, not the brain), and the cached
+file is replaced atomically only once the grown brain is complete."""
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from hera.family import ArraySpec
+    from hera.instance import InstanceFile
 
 #: Appended to the layout of a grown agent whose parameters are no named layout's.
 GROWN = "+grown"
@@ -51,7 +59,8 @@ def run(ctx: Any) -> int:
     from hera.commands import target
     from hera.errors import HeraError, UsageError
     from hera.family import deep_merge
-    from hera.instance import load, save
+    from hera.instance import InstanceFile, save
+    from hera.progress import meter
 
     store, agent = target.select(ctx, target.positional(ctx, ctx.args.file), verb="grow")
     if agent.header is None:
@@ -67,16 +76,23 @@ def run(ctx: Any) -> int:
     with store.locked():
         store.refuse_if_up(agent, "grow")
         grown_params(family, agent.header, patches)  # a key grow may not change is refused before the brain is read
-        instance = load(agent.path, follow=False)
-        header = instance.header
-        params = grown_params(family, header, patches)
-        summary, arrays = family.grow(header, instance.arrays, params)
-        layout = grown_layout(family, header.layout, params.model_dump(mode="json"), ctx.args.to)
-        grown = header.model_copy(update={"params": params.model_dump(mode="json"), "summary": summary, "layout": layout})
-        try:
-            save(agent.path, grown, arrays, mode=0o600)
-        except OSError as exc:
-            raise HeraError(f"cannot write {agent.path}: {exc.strerror or exc}; the agent is unchanged") from None
+        with InstanceFile(agent.path, follow=False) as opened, meter(ctx) as progress:
+            header = opened.header
+            params = grown_params(family, header, patches)
+            with progress.phase("read", opened.nbytes) as reading, progress.phase("write") as writing:
+                summary, pairs = family.grow(header, LazyBrain(opened, reading), params)
+                layout = grown_layout(family, header.layout, params.model_dump(mode="json"), ctx.args.to)
+                grown = header.model_copy(update={"params": params.model_dump(mode="json"), "summary": summary, "layout": layout})
+                try:
+                    save(agent.path, grown, OneByOne(pairs), mode=0o600, on_bytes=writing)
+                except OSError as exc:
+                    raise HeraError(f"cannot write {agent.path}: {exc.strerror or exc}; the agent is unchanged") from None
+                except MemoryError:
+                    raise HeraError(
+                        f"not enough memory to grow {agent.callsign}: growing holds its largest grown array at once; "
+                        "the agent is unchanged",
+                        hint="free some memory, or grow it in smaller steps",
+                    ) from None
     before, after = header.summary.get("neurons"), summary.get("neurons")
     sizes = f": {before:,} -> {after:,} neurons" if before and after else ""
     ctx.out.write(f"grew {agent.callsign} {agent.uuid}{sizes}, layout {layout}\n")
@@ -141,3 +157,82 @@ def grown_layout(family: Any, layout: str, params: dict[str, Any], to: str | Non
     if layout.endswith(GROWN):
         return layout
     return layout[: LAYOUT_LENGTH - len(GROWN)] + GROWN
+
+
+class LazyBrain(Mapping[str, "np.ndarray"]):
+    """The old brain as :meth:`hera.family.Family.grow` reads it: decoded on lookup, never all at once.
+
+    Looking an array up decodes and verifies it then (nothing keeps it);
+    :meth:`spec` says an array's dtype and shape from the file alone, and
+    :meth:`pieces` gives its verified elements a few MiB at a time, which
+    :func:`hera.family.row_blocks` assembles into rows. Membership and
+    iteration never decode (Mapping's own ``in`` would look the array up).
+    Every byte decoded counts towards ``on_bytes`` (the ``read`` phase).
+    """
+
+    def __init__(self, opened: InstanceFile, on_bytes: Any = None) -> None:
+        self._opened = opened
+        self._on_bytes = on_bytes
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._opened.entries:
+            raise KeyError(name)
+        return self._opened.array(name, on_bytes=self._on_bytes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._opened.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._opened.entries)
+
+    def __len__(self) -> int:
+        return len(self._opened.entries)
+
+    def spec(self, name: str) -> ArraySpec:
+        from hera.family import ArraySpec
+
+        entry = self._opened.entries[name]
+        return ArraySpec(entry.dtype, entry.shape)
+
+    def pieces(self, name: str) -> Iterator[np.ndarray]:
+        return self._opened.pieces(name, on_bytes=self._on_bytes)
+
+
+class OneByOne(Mapping[str, "np.ndarray"]):
+    """The grown arrays as ``save`` takes them, made one at a time by the family and freed once written.
+
+    ``save`` walks ``items()`` once, writing each array before it asks for
+    the next, so a family's generator makes each only then. What ``save``
+    has written is still named by its loop (and the family's generator)
+    while the next is made; :func:`_release` frees its memory there and
+    then, so growing holds one grown array, not two. Nothing else may look
+    the arrays up: this is a stream, not a mapping to keep.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[str, np.ndarray]]) -> None:
+        self._pairs = pairs
+
+    def items(self) -> Iterator[tuple[str, np.ndarray]]:  # type: ignore[override]
+        for name, array in self._pairs:
+            yield name, array
+            _release(array)
+            del array
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        raise KeyError(name)  # a stream: arrays are only walked, by items()
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self.items())
+
+    def __len__(self) -> int:
+        raise TypeError("the grown arrays are a stream of unknown length")
+
+
+def _release(array: np.ndarray) -> None:
+    """Give a written array's memory back now, whoever still names it (it is never read again).
+
+    Only an array that owns its memory: a view's base may be something the
+    family keeps, and freeing under it would be a use-after-free.
+    """
+    if array.flags.owndata and array.base is None and array.size:
+        array.resize(0, refcheck=False)

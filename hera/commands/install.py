@@ -18,9 +18,10 @@ examples:
   sudo hera install --user alice brain.json
   hera install brain.json --json        # what was installed, as JSON
 
-The file is verified (every field and checksum, and its parameters by its
-family, which must be installed) and copied into the cache, where it becomes
-the agent; the file in the working directory never changes.
+The file is streamed into the cache, where it becomes the agent, every
+field and checksum verified as it passes (its parameters by its family,
+which must be installed); a few MiB of memory however large the brain. A
+damaged file leaves nothing; the file in the working directory never changes.
 The agent gets a callsign unique among your agents (a suffix is added on a
 clash). An agent whose UUID is already installed is refused."""
 
@@ -42,36 +43,39 @@ def run(ctx: Any) -> int:
     from hera.cache.store import Store
     from hera.commands import target
     from hera.errors import HeraError
+    from hera.progress import meter
 
     args = ctx.args
     where = target.locations(ctx)
     file = args.file if args.file.is_absolute() else ctx.workdir / args.file
     check_params(file, ctx.workdir)
     me = target.owner()
-    if args.system:
-        store = Store(where.system_dir, "system", where.runtime_dir)
-        if not _writable(store.directory):
-            raise HeraError(
-                f"installing a system agent needs write access to {store.directory}",
-                hint="run it as root (sudo hera install --system FILE), or set system_dir",
-            )
-        taken = {agent.callsign for _, agent in target.installed(ctx)}
-        agent = store.install(file, owner=me, taken=taken, as_new=args.as_new)
-    elif args.user and args.user != me:
-        if os.geteuid() != 0:
-            raise HeraError(f"installing into {args.user}'s cache needs root", hint="run it with sudo")
-        # their callsigns are checked inside their store's lock; ours do not matter to them
-        try:
-            taken = {agent.callsign for agent in target.system_store(ctx).agents()}
-        except HeraError:
-            taken = set()
-        instance = Store.prepared(file, as_new=args.as_new)  # read and verified by root: they may not read the file
-        check_header_params(instance.header, file, ctx.workdir)  # the very bytes that go in
-        agent = install_as(args.user, instance, taken=taken, source=file)
-    else:
-        store = target.user_store(ctx)
-        taken = {agent.callsign for _, agent in target.installed(ctx)}
-        agent = store.install(file, owner=args.user or me, taken=taken, as_new=args.as_new)
+    with meter(ctx) as progress:
+        if args.system:
+            store = Store(where.system_dir, "system", where.runtime_dir)
+            if not _writable(store.directory):
+                raise HeraError(
+                    f"installing a system agent needs write access to {store.directory}",
+                    hint="run it as root (sudo hera install --system FILE), or set system_dir",
+                )
+            taken = {agent.callsign for _, agent in target.installed(ctx)}
+            agent = _install(store, file, progress, owner=me, taken=taken, as_new=args.as_new)
+        elif args.user and args.user != me:
+            if os.geteuid() != 0:
+                raise HeraError(f"installing into {args.user}'s cache needs root", hint="run it with sudo")
+            # their callsigns are checked inside their store's lock; ours do not matter to them
+            try:
+                taken = {agent.callsign for agent in target.system_store(ctx).agents()}
+            except HeraError:
+                taken = set()
+            with Store.prepared(file, as_new=args.as_new) as prepared:  # opened by root: they may not read the file
+                check_header_params(prepared.header, file, ctx.workdir)  # the very bytes that go in
+                with progress.phase("install", prepared.nbytes) as phase:
+                    agent = install_as(args.user, prepared, taken=taken, source=file, on_bytes=phase)
+        else:
+            store = target.user_store(ctx)
+            taken = {agent.callsign for _, agent in target.installed(ctx)}
+            agent = _install(store, file, progress, owner=args.user or me, taken=taken, as_new=args.as_new)
     assert agent.header is not None
     was = _callsign(file)
     if args.as_new:
@@ -81,6 +85,12 @@ def run(ctx: Any) -> int:
     facts = {"callsign": agent.callsign, "uuid": agent.uuid, "path": str(agent.path), "file_callsign": was, "clone": args.as_new}
     report.done(ctx, f"installed {agent.callsign} {agent.uuid} -> {agent.path}{renamed}", facts)
     return 0
+
+
+def _install(store: Any, file: Path, progress: Any, **how: Any) -> Any:
+    """Install ``file`` into ``store``, its bytes verified and written shown as one phase."""
+    with store.prepared(file, as_new=how.pop("as_new")) as prepared, progress.phase("install", prepared.nbytes) as phase:
+        return store.install_verified(prepared, source=file, on_bytes=phase, **how)
 
 
 def check_params(file: Path, workdir: Path) -> None:
@@ -128,8 +138,8 @@ def _writable(directory: Path) -> bool:
 # -- install --user: written by the user's own process, never by root ----------------------------
 
 
-def install_as(user: str, instance: Any, *, taken: set[str], source: Path) -> Any:
-    """Install a verified instance into ``user``'s cache by a child that has become ``user`` completely.
+def install_as(user: str, prepared: Any, *, taken: set[str], source: Path, on_bytes: Any = None) -> Any:
+    """Install a file root has opened into ``user``'s cache by a child that has become ``user`` completely.
 
     Why not root: root writing there, then handing what it made to the user
     with chown, was a race the user wins. Any directory of their cache can be
@@ -140,10 +150,15 @@ def install_as(user: str, instance: Any, *, taken: set[str], source: Path) -> An
     write anyway, and what it makes is the user's with no chown at all; root
     itself follows no path of theirs.
 
-    Root has read and verified the file (the user may not be able to read
-    it); the child inherits the verified instance in memory, writes it as the
-    user, and answers on a pipe with one JSON object: the agent's path and
-    callsign, or the one-line error to report. Returns the :class:`Agent`.
+    Root has opened the file (the user may not be able to read it) and read
+    its header through that descriptor (:meth:`hera.cache.store.Store.prepared`);
+    the child inherits the open, read-only descriptor and nothing else of
+    root's, streams the file from it into the cache as the user, every
+    checksum verified as it passes (a damaged file leaves nothing), and
+    answers on a pipe with JSON lines: ``{"done": N}`` as array bytes pass
+    (root draws the progress: the child's standard streams are /dev/null),
+    then one object: the agent's path and callsign, or the one-line error to
+    report. Returns the :class:`Agent`.
     """
     import json
     import pwd
@@ -161,15 +176,21 @@ def install_as(user: str, instance: Any, *, taken: set[str], source: Path) -> An
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns (os._exit); its answer is what is tested
         os.close(read_fd)
-        _child(entry, groups, instance, taken, source, write_fd)
+        _child(entry, groups, prepared, taken, source, write_fd)
     os.close(write_fd)
+    reply: Any = {}
     with os.fdopen(read_fd, "rb") as pipe:
-        data = pipe.read(1 << 16)
+        for line in pipe:
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                reply = {}
+                continue
+            if isinstance(reply, dict) and type(reply.get("done")) is int and on_bytes is not None:
+                on_bytes.update(reply["done"])
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    try:
-        reply = json.loads(data) if data else {}
-    except ValueError:
+    if not isinstance(reply, dict):
         reply = {}
     if isinstance(reply.get("error"), str):
         kind = Conflict if reply.get("conflict") else HeraError
@@ -178,12 +199,12 @@ def install_as(user: str, instance: Any, *, taken: set[str], source: Path) -> An
     path, callsign = reply.get("path"), reply.get("callsign")
     if code != 0 or not isinstance(path, str) or not isinstance(callsign, str):
         raise HeraError(f"installing into {user}'s cache failed: the process that wrote it as {user} ended with status {code}")
-    return Agent(Path(path), "user", instance.header.model_copy(update={"callsign": callsign}))
+    return Agent(Path(path), "user", prepared.header.model_copy(update={"callsign": callsign}))
 
 
 #: What the child of :func:`install_as` imports, directly or not, to write an instance into a cache.
 _CHILD_MODULES = (
-    "datetime", "errno", "hashlib", "json", "secrets", "stat",
+    "datetime", "errno", "hashlib", "json", "secrets", "stat", "threading", "time",
     "filelock", "psutil",
     "hera.instance.codec", "hera.instance.atomic", "hera.cache.callsigns", "hera.instance", "hera.cache.paths", "hera.cache.pidfile", "hera.cache.store",
 )  # fmt: skip
@@ -201,16 +222,18 @@ def _preload() -> None:
         importlib.import_module(name)
 
 
-def _child(entry: Any, groups: list[int], instance: Any, taken: set[str], source: Path, answer: int) -> None:
+def _child(entry: Any, groups: list[int], prepared: Any, taken: set[str], source: Path, answer: int) -> None:
     """Become the user, install, answer on ``answer`` and end: never returns into root's hera."""
-    import json
-
     from hera.errors import Conflict, HeraError
+    from hera.instance import codec
 
+    # The codec's threads are root's, and no thread survives a fork: a pool made before it would take work
+    # and never do it. This process makes its own on first use.
+    codec._pool.cache_clear()
     code, reply = 0, {}
     try:
-        _become(entry, groups, keep=answer)
-        agent = _install_here(entry, instance, taken, source)
+        _become(entry, groups, keep=(prepared.fd, answer))
+        agent = _install_here(entry, prepared, taken, source, _Reporter(answer))
         reply = {"path": str(agent.path), "callsign": agent.callsign}
     except HeraError as exc:
         code = exc.exit_code or 1
@@ -218,20 +241,57 @@ def _child(entry: Any, groups: list[int], instance: Any, taken: set[str], source
     except BaseException as exc:  # noqa: BLE001 - whatever happens, answer and end here
         code, reply = 70, {"error": f"installing as {entry.pw_name} failed: {type(exc).__name__}: {exc}"}
     try:
-        view = memoryview(json.dumps(reply).encode())
-        while view:
-            view = view[os.write(answer, view):]
+        _write_line(answer, reply)
     finally:
         os._exit(code)
 
 
-def _become(entry: Any, groups: list[int], *, keep: int) -> None:
+def _write_line(answer: int, message: dict[str, Any]) -> None:
+    import json
+
+    view = memoryview(json.dumps(message).encode() + b"\n")
+    while view:
+        view = view[os.write(answer, view):]
+
+
+class _Reporter:
+    """The child's ``on_bytes``: the running total as a ``{"done": N}`` line, a few times a second at most.
+
+    Called from the codec's threads, hence the lock; a line is far below
+    PIPE_BUF, so it reaches root whole.
+    """
+
+    INTERVAL = 0.1
+
+    def __init__(self, answer: int) -> None:
+        import threading
+
+        self._answer = answer
+        self._lock = threading.Lock()
+        self._done = 0
+        self._sent = 0.0
+
+    def __call__(self, amount: int) -> None:
+        import time
+
+        with self._lock:
+            self._done += amount
+            moment = time.monotonic()
+            if moment - self._sent >= self.INTERVAL:
+                self._sent = moment
+                _write_line(self._answer, {"done": self._done})
+
+
+def _become(entry: Any, groups: list[int], *, keep: tuple[int, ...]) -> None:
     """Drop root for good: the user's groups, group and user, in that order (each needs the rights the next drops).
 
-    Root's descriptors are closed but ``keep`` (the answer pipe; the standard
-    ones point at /dev/null) and the working directory is ``/``, so nothing
-    of root's is reachable from here. Changing the uid also makes the process undumpable, so the user
-    cannot attach to it.
+    Root's descriptors are closed but ``keep`` (the file being installed,
+    read-only, and the answer pipe; the standard ones point at /dev/null)
+    and the working directory is ``/``, so nothing else of root's is
+    reachable from here. Changing the uid also makes the process
+    undumpable, so the user can neither attach to it nor open its
+    descriptors through ``/proc``: what the file holds reaches them only as
+    the verified copy in their cache.
     """
     from hera.errors import HeraError
 
@@ -239,8 +299,11 @@ def _become(entry: Any, groups: list[int], *, keep: int) -> None:
     for fd in (0, 1, 2):
         if fd != null:
             os.dup2(null, fd)
-    os.closerange(3, keep)
-    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))  # close_range(2): one call however high the limit
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))  # close_range(2): one call however high the limit
     os.setgroups(groups)
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)
@@ -257,7 +320,7 @@ def _become(entry: Any, groups: list[int], *, keep: int) -> None:
     os.environ.update(HOME=entry.pw_dir, USER=entry.pw_name, LOGNAME=entry.pw_name)
 
 
-def _install_here(entry: Any, instance: Any, taken: set[str], source: Path) -> Any:
+def _install_here(entry: Any, prepared: Any, taken: set[str], source: Path, on_bytes: Any) -> Any:
     """The install itself, with the user's rights only: their cache is checked as their own hera would check it."""
     from hera.cache.paths import user_cache_dir
     from hera.cache.store import Store
@@ -270,4 +333,4 @@ def _install_here(entry: Any, instance: Any, taken: set[str], source: Path) -> A
             hint=f"create it first, or install as {entry.pw_name} with a cache_dir of their own",
         )
     store = Store(user_cache_dir(entry.pw_name, home), "user", None)
-    return store.install_verified(instance, owner=entry.pw_name, taken=taken, source=source)
+    return store.install_verified(prepared, owner=entry.pw_name, taken=taken, source=source, on_bytes=on_bytes)

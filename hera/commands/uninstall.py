@@ -29,7 +29,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(ctx: Any) -> int:
     from hera.commands import target
-    from hera.destination import copy_cached, destination_directory, refuse_existing
+    from hera.destination import destination_directory, refuse_existing, stream_cached
+    from hera.progress import meter
 
     store, agent = target.select(ctx, target.positional(ctx, ctx.args.file), verb="uninstall")
     target.report_stale(ctx, agent, store.refuse_if_up(agent, "uninstall"))
@@ -37,8 +38,10 @@ def run(ctx: Any) -> int:
     shown = name if name.is_absolute() else ctx.workdir / name
     # The destination may be in a shared directory (/tmp, a project's): it is resolved once, as 'copy -o' is,
     # following only links of the caller's or root's, and the file lands relative to the directory so reached.
-    with destination_directory(ctx.workdir, name, shown) as directory:
+    with destination_directory(ctx.workdir, name, shown) as directory, meter(ctx) as progress:
         refuse_existing(directory, name.name, shown)
-        store.uninstall(agent, lambda cached: copy_cached(cached, directory, name.name, shown, link=True))
+        store.uninstall(
+            agent, lambda cached: stream_cached(cached, directory, name.name, shown, link=True, progress=progress, phase="move")
+        )
     ctx.out.write(f"uninstalled {agent.callsign} {agent.uuid} -> {shown}\n")
     return 0

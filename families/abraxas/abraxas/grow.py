@@ -20,12 +20,14 @@ Imports numpy only: grow runs in the controller, never with Taichi.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from abraxas.structure import PENDING, AbraxasParams, Area, Structure
 from hera.errors import HeraError
+from hera.family import array_specs, row_blocks
 
 
 def refuse_shrinking(old: AbraxasParams, new: AbraxasParams) -> None:
@@ -73,36 +75,49 @@ def neuron_map(before: Structure, after: Structure) -> tuple[np.ndarray, np.ndar
 
 
 def grow(
-    old: AbraxasParams, new: AbraxasParams, arrays: dict[str, np.ndarray], *, dynamic: bool
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The grown arrays and summary of a brain built with ``old``, now with ``new``.
+    old: AbraxasParams, new: AbraxasParams, arrays: Mapping[str, np.ndarray], *, dynamic: bool
+) -> tuple[dict[str, Any], Iterator[tuple[str, np.ndarray]]]:
+    """The summary of a brain built with ``old`` grown to ``new``, and its grown arrays one at a time.
 
     ``dynamic`` (the header's) says whether the state is grown too; the arrays
     must be exactly the old brain's, or a missing state array would be grown
-    into a brain at rest.
+    into a brain at rest. Both are checked here, before anything is made;
+    ``arrays`` may be read lazily (see :meth:`hera.family.Family.grow`): each
+    old array is read once, weights a block of rows at a time, so growing
+    holds one grown array and a few MiB of the old brain.
     """
     refuse_shrinking(old, new)
     before, after = Structure(old), Structure(new)
-    before.check_arrays(arrays, dynamic)
-    grown: dict[str, np.ndarray] = {}
+    before.check_arrays(array_specs(arrays), dynamic)
+    return after.summary(), _grown(before, after, arrays, dynamic)
+
+
+def _grown(
+    before: Structure, after: Structure, arrays: Mapping[str, np.ndarray], dynamic: bool
+) -> Iterator[tuple[str, np.ndarray]]:
+    """The grown weights, projection by projection, then (``dynamic``) the state."""
     previous = {p.name: p for p in before.projections}
     for proj in after.projections:
-        weights = np.zeros(proj.shape, np.float32)
+        weights = np.zeros(proj.shape, np.float32)  # untouched pages of zeros cost no memory
         was = previous.get(proj.name)
         if was is not None:
-            source = arrays[f"weights.{proj.name}"]
             posts = cell_map(was.post, proj.post)
             fy0 = proj.field_height // 2 - was.field_height // 2
             fx0 = proj.field_width // 2 - was.field_width // 2
-            weights[posts, fy0 : fy0 + was.field_height, fx0 : fx0 + was.field_width, : was.taps] = source
-        grown[f"weights.{proj.name}"] = weights
+            for first, block in row_blocks(arrays, f"weights.{proj.name}"):
+                rows = posts[first : first + len(block)]
+                weights[rows, fy0 : fy0 + was.field_height, fx0 : fx0 + was.field_width, : was.taps] = block
+        yield f"weights.{proj.name}", weights
+        del weights  # before the next is made: one grown array at a time
     if dynamic:
-        grown |= grow_state(before, after, arrays)
-    return after.summary(), grown
+        yield from grow_state(before, after, arrays).items()
 
 
-def grow_state(before: Structure, after: Structure, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Neuron state moved to the new indices; rings re-slotted by the iteration each slot stands for."""
+def grow_state(before: Structure, after: Structure, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Neuron state moved to the new indices; rings re-slotted by the iteration each slot stands for.
+
+    A few bytes per neuron, all small beside the weights: read whole.
+    """
     olds, news = neuron_map(before, after)
     state: dict[str, np.ndarray] = {}
     for name, (dtype, shape) in after.state_arrays().items():
@@ -121,6 +136,7 @@ def grow_state(before: Structure, after: Structure, arrays: dict[str, np.ndarray
         source = arrays[name]
         for offset in offsets:
             ring[news, (iteration + offset) % now] = source[olds, (iteration + offset) % was]
+        del source
         state[name] = ring
     state["state.iteration"] = arrays["state.iteration"].copy()
     state["state.rng_key"] = arrays["state.rng_key"].copy()

@@ -40,7 +40,8 @@ def learned(brain: Callable[..., Any]) -> dict[str, np.ndarray]:
 
 def test_grow_keeps_every_weight_and_state_value(learned: dict[str, np.ndarray]) -> None:
     old, new = params_for(), params_for(overrides=BIGGER)
-    summary, grown = Abraxas().grow(dynamic_header(header_for(old), _Iter(1203)), learned, new)
+    summary, pairs = Abraxas().grow(dynamic_header(header_for(old), _Iter(1203)), learned, new)
+    grown = dict(pairs)
     before, after = Structure(old), Structure(new)
     assert summary == after.summary()
     for proj in after.projections:
@@ -68,7 +69,7 @@ def test_a_grown_brain_runs_on_exactly_as_before_where_nothing_new_acts(learned:
     """Longer axons add zero-weight taps and re-slot the rings: with learning frozen, nothing may change."""
     family = Abraxas()
     old, new = params_for(overrides=FROZEN), params_for(overrides={**FROZEN, "axon_length": 28})
-    _, grown = family.grow(dynamic_header(header_for(old), _Iter(1203)), learned, new)
+    grown = dict(family.grow(dynamic_header(header_for(old), _Iter(1203)), learned, new)[1])
     plain = family.runtime(dynamic_header(header_for(old), _Iter(1203)), learned, "cpu")
     longer = family.runtime(dynamic_header(header_for(new), _Iter(1203)), grown, "cpu")
     plain.step(400)
@@ -81,7 +82,7 @@ def test_a_grown_brain_runs_on_exactly_as_before_where_nothing_new_acts(learned:
 def test_a_grown_brain_keeps_learning(learned: dict[str, np.ndarray]) -> None:
     family = Abraxas()
     old, new = params_for(), params_for(overrides=BIGGER)
-    _, grown = family.grow(dynamic_header(header_for(old), _Iter(1203)), learned, new)
+    grown = dict(family.grow(dynamic_header(header_for(old), _Iter(1203)), learned, new)[1])
     rt = family.runtime(dynamic_header(header_for(new), _Iter(1203)), grown, "cpu")
     rt.feed(repeated(SENTENCE, 20 * len(SENTENCE)))
     rt.step(20 * len(SENTENCE) * rt.params.ticks_per_byte)
@@ -94,7 +95,7 @@ def test_a_dead_instance_grows_to_a_dead_instance() -> None:
     family = Abraxas()
     old, new = params_for(), params_for(overrides=BIGGER)
     built = family.build(old, 7)
-    _, grown = family.grow(header_for(old), built.arrays, new)
+    grown = dict(family.grow(header_for(old), built.arrays, new)[1])
     assert sorted(grown) == sorted(family.build(new, 7).arrays)
     assert not any(a.any() for a in grown.values())
 
