@@ -67,6 +67,7 @@ Op = Literal[
     "signal",
     "probes",
     "record",
+    "histogram",
     "pace",
 ]
 
@@ -197,8 +198,53 @@ class SignalArgs(Args):
     name: Literal["SIGSTOP"]
 
 
+#: The most spike indices one ``record`` reply lists (about 10 MB of JSON): past it only counts.
+RECORD_LIMIT = 1 << 20
+
+
 class RecordArgs(Args):
+    """``record``: ``n`` single iterations, the spikes of neurons ``first`` … ``end - 1`` (a raster window).
+
+    A big brain fires millions of spikes in a few hundred iterations; the
+    window and ``limit`` (the most indices listed; the reply's ``counts`` still
+    counts every spike in the window) keep the reply, and whoever draws it,
+    small whatever the brain's size.
+    """
+
     n: int = Field(200, ge=1, le=20000)
+    first: int = Field(0, ge=0, lt=2**62)
+    end: int | None = Field(None, ge=1, le=2**62)
+    limit: int = Field(RECORD_LIMIT, ge=0, le=RECORD_LIMIT)
+
+    @model_validator(mode="after")
+    def _a_window(self) -> RecordArgs:
+        if self.end is not None and self.end <= self.first:
+            raise ValueError("the neuron window is first … end - 1: end must be greater than first")
+        return self
+
+
+#: The most bins one histogram may have.
+MAX_BINS = 4096
+
+
+class HistogramArgs(Args):
+    """``histogram``: each named array's values counted into ``bins`` equal bins, computed in the agent.
+
+    ``names`` picks arrays by name, ``match`` by a shell-style pattern (``*weight*``);
+    neither: every array. With ``nonzero`` (the default) zeros are left out:
+    a learned brain is mostly zeros, and its shape is in the rest.
+    """
+
+    names: list[str] | None = Field(None, max_length=4096)
+    match: str | None = Field(None, min_length=1, max_length=256)
+    bins: int = Field(50, ge=1, le=MAX_BINS)
+    nonzero: bool = True
+
+    @model_validator(mode="after")
+    def _names_or_match(self) -> HistogramArgs:
+        if self.names is not None and self.match is not None:
+            raise ValueError("histogram takes names or match, not both")
+        return self
 
 
 class PaceArgs(Args):
@@ -224,6 +270,7 @@ ARGS: dict[str, type[Args]] = {
     "attach": AttachArgs,
     "signal": SignalArgs,
     "record": RecordArgs,
+    "histogram": HistogramArgs,
     "pace": PaceArgs,
 }
 

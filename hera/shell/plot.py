@@ -3,6 +3,11 @@
 A spike raster of the next iterations (the agent steps them one at a time,
 then runs on if it was running, or stays paused) and a histogram of each
 weight array, in one PNG, opened with the desktop's viewer where there is one. matplotlib is imported only here.
+
+The agent computes what is drawn and the shell receives only that: the
+histograms' edges and counts (``histogram``: counted in the agent, in chunks),
+and the spikes of a window of neurons, at most ``SPIKE_LIMIT`` of them
+(``record``). A 10 GB brain plots in a shell of a few dozen MB.
 """
 
 from __future__ import annotations
@@ -16,6 +21,11 @@ from typing import Any
 
 from hera.errors import HeraError
 
+#: The most spikes the raster asks for (a scatter of more is a black band, and a big reply).
+SPIKE_LIMIT = 200_000
+#: Bins of each weight histogram.
+BINS = 50
+
 
 def plot_command(session: Any, args: list[str], out: Any, err: Any) -> int:
     from hera import cli
@@ -23,6 +33,10 @@ def plot_command(session: Any, args: list[str], out: Any, err: Any) -> int:
     parser = cli.Parser(prog="plot", description="write (and open) a PNG: spike raster and weight histograms")
     parser.add_argument("-n", "--iterations", type=int, default=300, help="iterations to record (default 300)")
     parser.add_argument("-o", "--output", type=Path, help="PNG to write (default ./<callsign>-<iteration>.png)")
+    parser.add_argument(
+        "--neurons", type=_window, default=(0, None), metavar="FIRST:END",
+        help="the raster's neurons, FIRST to END-1 (default: all; either side may be left out)",
+    )
     parser.add_argument("--no-open", action="store_true", help="do not open a viewer")
     from hera.shell.session import parse_alias
 
@@ -32,7 +46,7 @@ def plot_command(session: Any, args: list[str], out: Any, err: Any) -> int:
     try:
         if session.handle is None:
             raise HeraError("no agent is attached", hint="'attach [ID]' first")
-        path = write_plot(session.handle, parsed.iterations, parsed.output)
+        path = write_plot(session.handle, parsed.iterations, parsed.output, parsed.neurons)
     except HeraError as exc:
         err.write(f"hera: {exc.line()}\n")
         return exc.exit_code
@@ -41,6 +55,20 @@ def plot_command(session: Any, args: list[str], out: Any, err: Any) -> int:
     if viewer:
         subprocess.Popen([*viewer, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     return 0
+
+
+def _window(text: str) -> tuple[int, int | None]:
+    """``FIRST:END`` (either side may be empty) as a neuron window."""
+    import argparse
+
+    first, colon, end = text.partition(":")
+    try:
+        window = (int(first or 0), int(end) if end else None)
+    except ValueError:
+        window = (-1, None)
+    if not colon or window[0] < 0 or (window[1] is not None and window[1] <= window[0]):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a neuron window FIRST:END with 0 <= FIRST < END, e.g. 0:1000")
+    return window
 
 
 def _viewer() -> list[str] | None:
@@ -52,21 +80,22 @@ def _viewer() -> list[str] | None:
     return None
 
 
-def write_plot(handle: Any, iterations: int, output: Path | None) -> Path:
+def write_plot(handle: Any, iterations: int, output: Path | None, neurons: tuple[int, int | None] = (0, None)) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
+    first, last = neurons
+    window: dict[str, int] = {"first": first, "limit": SPIKE_LIMIT} | ({"end": last} if last is not None else {})
     was = handle.status()["state"]
     try:
-        record = handle.client.request("record", timeout=None, n=iterations)
-        arrays = handle.state.all()
+        record = handle.client.request("record", timeout=None, n=iterations, **window)
+        histograms = handle.client.request("histogram", timeout=None, match="*weight*", bins=BINS)["arrays"]
     finally:
         if was == "running":  # recording pauses; a running agent goes on running
             handle.client.request("run")
-    weights = {name: a for name, a in arrays.items() if a.dtype.kind == "f" and "weight" in name}
+    weights = {name: h for name, h in histograms.items() if h["dtype"].startswith("float")}
     end = record["start"] + len(record["spikes"])
     path = output or Path.cwd() / f"{handle.callsign}-{end}.png"
     columns = max(1, len(weights))
@@ -77,17 +106,24 @@ def write_plot(handle: Any, iterations: int, output: Path | None) -> Path:
     ys = [i for row in record["spikes"] for i in row]
     raster.scatter(xs, ys, s=1, marker="|", color="black")
     raster.ticklabel_format(useOffset=False, style="plain")
+    raster.set_xlim(record["start"] - 0.5, end - 0.5)
     raster.set_xlabel("iteration")
     raster.set_ylabel("neuron")
-    rate = len(ys) / max(1, len(record["spikes"]))
-    raster.set_title(f"{handle.callsign}: spikes, iterations {record['start']}–{end} ({rate:.1f} spikes per iteration)")
-    for column, (name, values) in enumerate(sorted(weights.items())):
+    rate = sum(record["counts"]) / max(1, len(record["counts"]))
+    shown = f"neurons {record['first']:,}–{record['end'] - 1:,}, " if first or last is not None else ""
+    cut = f", the first {SPIKE_LIMIT:,} drawn" if record["truncated"] else ""
+    raster.set_title(
+        f"{handle.callsign}: spikes, iterations {record['start']}–{end} ({shown}{rate:.1f} spikes per iteration{cut})"
+    )
+    for column, (name, h) in enumerate(sorted(weights.items())):
         axis = figure.add_subplot(grid[1, column])
-        flat = np.asarray(values, dtype=np.float64).ravel()
-        nonzero = flat[flat != 0]
-        axis.hist(nonzero if nonzero.size else flat, bins=50, color="tab:blue")
-        axis.set_yscale("log")
-        axis.set_title(f"{name}\n{nonzero.size:,} of {flat.size:,} nonzero", fontsize=9)
+        if h["counts"]:
+            axis.stairs(h["counts"], h["edges"], fill=True, color="tab:blue")
+            axis.set_yscale("log")
+        else:
+            empty = "all zero" if h["zeros"] == h["size"] else "no finite non-zero value"
+            axis.text(0.5, 0.5, empty, ha="center", va="center", transform=axis.transAxes)
+        axis.set_title(f"{name}\n{h['counted']:,} of {h['size']:,} nonzero", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -23,6 +23,7 @@ from hera.agent.protocol import (
     BreakpointAddArgs,
     BreakpointRemoveArgs,
     FeedArgs,
+    HistogramArgs,
     PaceArgs,
     ReadArgs,
     RecordArgs,
@@ -145,20 +146,54 @@ class Handlers:
         call.ok(reply)
 
     def op_record(self, call: Call, args: RecordArgs) -> None:
-        """Step ``n`` single iterations, recording who spiked (for rasters); then stay paused."""
+        """Step ``n`` single iterations, recording who spiked in the window (for rasters); then stay paused.
+
+        ``spikes`` lists, per iteration, the neurons of ``first`` … ``end - 1``
+        that spiked, ``limit`` indices in all at most (then ``truncated``);
+        ``counts`` has every iteration's spikes in the window, listed or not.
+        """
+        import numpy as np
+
         runner = self.runner
         runner.stop(State.PAUSED)
         runner.saver.touched()
         start = runner.runtime.iteration
+        neurons = runner.info.get("neurons")
+        end = args.end if args.end is not None else neurons if neurons is not None else 2**62
         rows: list[list[int]] = []
+        counts: list[int] = []
+        room = args.limit
         for _ in range(args.n):
             runner.runtime.step(1)
             spiked = runner.runtime.spikes()
             if spiked is None:
                 raise ValueError("this family does not report spikes")
-            rows.append([int(i) for i in spiked])
+            indices = np.asarray(spiked, dtype=np.int64)
+            indices = indices[(indices >= args.first) & (indices < end)]
+            counts.append(int(indices.size))
+            listed = indices[:room].tolist()
+            room -= len(listed)
+            rows.append(listed)
         runner.collect_records()
-        call.ok({"start": start, "spikes": rows, "neurons": runner.info.get("neurons")})
+        call.ok(
+            {
+                "start": start,
+                "spikes": rows,
+                "counts": counts,
+                "truncated": sum(counts) > args.limit,
+                "first": args.first,
+                "end": end,
+                "neurons": neurons,
+            }
+        )
+
+    def op_histogram(self, call: Call, args: HistogramArgs) -> None:
+        """Histograms of the arrays asked for, counted here in chunks: the brain never leaves the agent."""
+        from hera.agent.histogram import arrays, histogram
+
+        runtime = self.runner.runtime
+        result = {name: histogram(array, args.bins, args.nonzero) for name, array in arrays(runtime, args.names, args.match)}
+        call.ok({"iteration": runtime.iteration, "arrays": result})
 
     def op_state(self, call: Call, args: StateArgs) -> None:
         from hera.agent.snapshot import write_snapshot
