@@ -85,6 +85,44 @@ class Meter:
 QUIET = Meter()
 
 
+class Follower:
+    """Draws the phases another process reports (an agent's status file) on a :class:`Meter`.
+
+    Fed with what was last read, ``show(phase, done, total)``, as often as
+    the caller polls: a new phase name ends the bar of the one before; None
+    ends the last. Use it as a context manager so no bar outlives the wait.
+    """
+
+    def __init__(self, meter: Meter) -> None:
+        self.meter = meter
+        self._name: str | None = None
+        self._context: Any = None
+        self._phase: Phase | None = None
+
+    def show(self, name: str | None, done: int | None = None, total: int | None = None) -> None:
+        if name != self._name:
+            self.close()
+            if name is None:
+                return
+            self._name = name
+            self._context = self.meter.phase(name, total)
+            self._phase = self._context.__enter__()
+        if self._phase is not None and done is not None:
+            self._phase.update(done, total)
+
+    def close(self) -> None:
+        """End the bar drawn now, if any."""
+        if self._context is not None:
+            self._context.__exit__(None, None, None)
+        self._name, self._context, self._phase = None, None, None
+
+    def __enter__(self) -> Follower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class _Drawn(Meter):
     """Phases as rich progress bars on ``stream`` (a terminal): bytes, rate, time left."""
 

@@ -37,7 +37,7 @@ This module imports neither numpy nor Taichi at import time.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -100,6 +100,20 @@ class Runtime(ABC):
     def export_state(self) -> dict[str, np.ndarray]:
         """Every array needed to resume exactly (weights and dynamic state), copied to the host."""
 
+    def state_names(self) -> Sequence[str] | None:
+        """The names :meth:`export_state` returns, where :meth:`export_array` can take them one at a time.
+
+        Optional. ``down`` writes a stopped brain array by array when a family
+        lists them, so the agent's host memory holds one array at a time
+        beside the device's copy, not the whole brain again; None (the
+        default) exports everything at once.
+        """
+        return None
+
+    def export_array(self, name: str) -> np.ndarray:
+        """One array of :meth:`export_state`, copied to the host (a family that lists :meth:`state_names` overrides it)."""
+        return self.export_state()[name]
+
     def probes(self) -> list[Probe]:
         """What breakpoints can watch; ``neuron:INDEX`` is always allowed within the brain."""
         return []
@@ -136,6 +150,38 @@ class Runtime(ABC):
         return {}
 
 
+class _Exported(Mapping[str, "np.ndarray"]):
+    """A runtime's state as a mapping whose every lookup takes that one array off the device (see :func:`exported`)."""
+
+    def __init__(self, runtime: Runtime, names: Sequence[str]) -> None:
+        self._runtime = runtime
+        self._names = list(names)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._names:
+            raise KeyError(name)
+        import gc
+
+        gc.collect()  # the array written before: Taichi's to_numpy leaves its copy in a reference cycle
+        return self._runtime.export_array(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def exported(runtime: Runtime) -> Mapping[str, np.ndarray]:
+    """The runtime's state to be written now, array by array where the family can (see :meth:`Runtime.state_names`).
+
+    Only for a stopped brain, read on the thread that steps it (Taichi is not
+    thread-safe): each lookup copies one array off the device.
+    """
+    names = runtime.state_names()
+    return runtime.export_state() if names is None else _Exported(runtime, names)
+
+
 def dynamic_header(header: Header, runtime: Runtime) -> Header:
     """The header of an exported instance: same agent, now with dynamic state."""
     return header.model_copy(update={"iteration": runtime.iteration, "dynamic": True})
@@ -170,14 +216,20 @@ def check_arrays(
     import numpy as np
 
     expected = {**structure, **(state if dynamic else {})}
+    # An agent's arrays are decoded on lookup (hera.agent.loading): their descriptions are checked, not their data.
+    describe = getattr(arrays, "describe", None)
     for name, (dtype, shape) in expected.items():
         if name not in arrays:
             why = " though its header says it has run (dynamic: true)" if name in state else ""
             raise HeraError(f"instance has no array {name!r}{why}", hint=hint)
-        got = arrays[name]
-        if got.dtype != np.dtype(dtype) or (tuple(got.shape) != shape if shape is not None else got.ndim != 1):
+        if describe is not None:
+            got_dtype, got_shape = describe(name)
+        else:
+            got = arrays[name]
+            got_dtype, got_shape = got.dtype, tuple(got.shape)
+        if got_dtype != np.dtype(dtype) or (tuple(got_shape) != shape if shape is not None else len(got_shape) != 1):
             wanted = f"{dtype}{list(shape)}" if shape is not None else f"a 1-D {dtype} array"
-            raise HeraError(f"array {name!r} is {got.dtype}{list(got.shape)}, family {family} needs {wanted}", hint=hint)
+            raise HeraError(f"array {name!r} is {got_dtype}{list(got_shape)}, family {family} needs {wanted}", hint=hint)
     for name in sorted(arrays.keys() - expected.keys()):
         if name.startswith("hera."):
             continue

@@ -78,6 +78,7 @@ def test_a_foreground_agent_whose_controller_was_killed_is_detached(world):
     controller = world.popen("up", "fg.json", "--silent")
     try:
         wait_up(world, brain.uuid)
+        wait_for(lambda: listed(world, brain.uuid)["mode"] == "attached", what="MODE attached: the controller holds it")
         controller.send_signal(signal.SIGKILL)  # its terminal killed, say
         controller.wait(timeout=20)
         wait_for(lambda: listed(world, brain.uuid)["mode"] == "detached", what="MODE detached after the controller died")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from hera.cache import pidfile
 from hera.cache.paths import RuntimeFiles
 from hera.errors import HeraError
-from hera.instance import load_or_previous, now, read_header, save
+from hera.instance import now, read_header, save
 from hera.instance.atomic import previous_path
 from hera.manager.files import ConnectionFile, Launch, log_path
 
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from hera.agent.dataport import DataPort
     from hera.agent.runner import Runner
     from hera.agent.server import ControlServer
+    from hera.agent.status import StatusFile
+    from hera.family import Family
     from hera.instance import Header
     from hera.pace import Pace
     from hera.runtime import Runtime
@@ -84,14 +86,20 @@ def _setup_logging(log_dir: Path, uuid: str) -> None:
     os.close(null)
 
 
-def _sweep_temporaries(cache_path: Path) -> None:
-    """Remove the half-written saves a killed run of this agent left; its lock is held, so none is in flight."""
+def _sweep_temporaries(*paths: Path) -> None:
+    """Remove the half-written files a killed run of this agent left beside ``paths``; its lock is held, so none is in flight.
+
+    Its saves beside the cached file, and its status file in the runtime
+    directory (rewritten several times a second while it loads or saves, so a
+    SIGKILL then may well catch one half-written).
+    """
     from hera.instance.atomic import TMP_PREFIX
 
-    for stale in cache_path.parent.glob(f"{TMP_PREFIX}{cache_path.name}*"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
-            log.info("removed %s, left by a save that was killed", stale.name)
+    for path in paths:
+        for stale in path.parent.glob(f"{TMP_PREFIX}{path.name}*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+                log.info("removed %s, left by a write that was killed", stale.name)
 
 
 def _arch(device: str) -> str:
@@ -143,13 +151,15 @@ def run(launch: Launch) -> int:
         ready.send("ERROR", f"agent {header.callsign} ({header.uuid[:8]}) is already up")
         return 1
     _setup_logging(launch.log_dir, launch.uuid)
-    _sweep_temporaries(launch.cache_path)
     for name in ("SIGTTIN", "SIGTTOU"):
         signal.signal(getattr(signal, name), signal.SIG_IGN)  # no terminal: never stop on one
     try:
         pidfile.write(launch.runtime_dir, launch.uuid, os.getpid())
+        # From now on the controller and `hera agents` see how far the load is (read, init, load, save).
+        status_file = _loading_status(launch, header, files)
+        _sweep_temporaries(launch.cache_path, *files.published())
         log.info("up: %s %s on %s (pid %d)", header.callsign, header.uuid, launch.device, os.getpid())
-        return _serve(launch, header, ready, files, noted)
+        return _serve(launch, header, ready, files, noted, status_file)
     except Exception as exc:
         log.exception("agent failed")
         # hera's own errors are written for the user already; anything else is named by its type
@@ -160,6 +170,76 @@ def run(launch: Launch) -> int:
             published.unlink(missing_ok=True)
         pidfile.remove(launch.runtime_dir, launch.uuid, os.getpid())
         os.close(lock_fd)
+
+
+def _loading_status(launch: Launch, header: Header, files: RuntimeFiles) -> StatusFile:
+    """The status file, published at once: ``loading`` at the cached iteration, nobody holding it yet."""
+    from hera.agent.status import StatusFile
+
+    mode = "daemon" if launch.daemon else "detached"
+    status_file = StatusFile(files.status, lambda: {"mode": mode, "holder_pid": None})
+    status_file.publish({
+        "uuid": launch.uuid, "pid": os.getpid(), "state": "loading", "iteration": header.iteration,
+        "device": launch.device, "pace": launch.pace if launch.pace is not None else header.pace,
+    })
+    return status_file
+
+
+def _load(
+    launch: Launch, family: Family, arch: str, status_file: StatusFile
+) -> tuple[Runtime, Header, dict[str, Any], str | None, dict[str, int]]:
+    """The brain onto the device, one array at a time (see :mod:`hera.agent.loading`), each phase reported.
+
+    Returns the runtime, the header it was loaded from, hera's own arrays,
+    the warning of a fallback to the previous good save (a damaged cached
+    file, found when it is opened or when an array's checksum fails), and
+    each array's size in bytes (a save's progress counts against them).
+    """
+    from hera.agent.loading import open_brain, previous_warning, release, split
+    from hera.instance.atomic import previous_path
+    from hera.instance.format import InstanceFile, InstanceFileError
+    from hera.kernels import init
+
+    started = time.perf_counter()
+    with status_file.phase("read"):
+        opened, warning = open_brain(launch.cache_path)
+    try:
+        read = time.perf_counter()
+        with status_file.phase("init"):
+            init(arch)
+        initialised = time.perf_counter()
+        while True:
+            try:
+                try:
+                    # Arrays named "hera.*" are the agent's own (unread output), not the family's.
+                    own, arrays = split(opened, OWN_PREFIX)
+                    with status_file.phase("load", arrays.nbytes) as phase:
+                        arrays.on_bytes = phase
+                        runtime = family.runtime(opened.header, arrays, arch)
+                except InstanceFileError:
+                    raise
+                except HeraError as refused:
+                    # The family checks names and shapes before anything is decoded; a name changed by
+                    # one bit is a damaged file, which its checksums tell (then: the previous save, below).
+                    opened.verify()
+                    # the family names the array; only the agent knows which file held it
+                    raise HeraError(f"{opened.path}: {refused.message}", hint=refused.hint) from None
+                release()  # the last array's host copy
+                break
+            except InstanceFileError as damaged:  # a checksum failed: the previous good save, once
+                previous = previous_path(launch.cache_path)
+                if warning is not None or not previous.exists():
+                    raise
+                opened.close()
+                opened = InstanceFile(previous, follow=False)
+                warning = previous_warning(launch.cache_path, damaged, opened)
+        log.info(
+            "read the cached file in %.2f s, Taichi (%s) in %.2f s, the brain onto the device in %.2f s",
+            read - started, arch, initialised - read, time.perf_counter() - initialised,
+        )
+        return runtime, opened.header, own, warning, {name: entry.nbytes for name, entry in opened.entries.items()}
+    finally:
+        opened.close()
 
 
 def _take_lock(runtime_dir: Path, lock: Path) -> int | None:
@@ -189,37 +269,19 @@ def _take_lock(runtime_dir: Path, lock: Path) -> int | None:
     return fd
 
 
-def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted: list[str]) -> int:
+def _serve(launch: Launch, header: Header, ready: Ready, files: RuntimeFiles, noted: list[str], status_file: StatusFile) -> int:
     from hera import family as families
     from hera.agent.dataport import DataPort
+    from hera.agent.loading import Measured, release
     from hera.agent.runner import Runner
     from hera.agent.server import ControlServer
-    from hera.agent.status import StatusFile
-    from hera.kernels import init
-    from hera.runtime import dynamic_header
+    from hera.runtime import dynamic_header, exported
 
     family = families.get(header.family.name, launch.workdir)
-    started = time.perf_counter()
     # A damaged cached file falls back to the previous good save, with one warning for the user.
-    instance, warning = load_or_previous(launch.cache_path)
+    runtime, header, own, warning, sizes = _load(launch, family, _arch(launch.device), status_file)
     if warning:
         log.warning("%s", warning)
-    header = instance.header
-    loaded = time.perf_counter()
-    arch = _arch(launch.device)
-    init(arch)
-    initialised = time.perf_counter()
-    # Arrays named "hera.*" are the agent's own (unread output), not the family's.
-    own = {name: instance.arrays.pop(name) for name in list(instance.arrays) if name.startswith(OWN_PREFIX)}
-    try:
-        runtime = family.runtime(instance.header, instance.arrays, arch)
-    except HeraError as exc:  # the family names the array; only the agent knows which file held it
-        raise HeraError(f"{launch.cache_path}: {exc.message}", hint=exc.hint) from None
-    del instance
-    log.info(
-        "loaded the cache in %.2f s, Taichi (%s) in %.2f s, the brain onto the device in %.2f s",
-        loaded - started, arch, initialised - loaded, time.perf_counter() - initialised,
-    )
     pace = _pace(launch, header, runtime)
     last_up = now()
     key = secrets.token_bytes(32)
@@ -227,41 +289,58 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
     # In daemon mode a data port beside the control port: bytes in, records out (hera.agent.dataport).
     dataport = DataPort(launch.uuid, key, launch.tcp_host) if launch.daemon else None
 
-    def export_state() -> Callable[[Path | None], str]:
+    def export_state(*, lazy: bool = False) -> Callable[[Path | None], str]:
         """Take the state off the device now (the loop's thread); the writer it returns may run on any thread.
 
         The arrays are host copies, so the loop may run on while they are
-        written. The cache's saves are verified and keep the previous good
-        save as ``.prev``; a copy (``target``) never replaces an existing file.
+        written (a checkpoint's peak: the device's copy and the host's). With
+        ``lazy`` (the loop is stopped and the writer runs on this thread:
+        ``down``, SIGTERM) each array is taken off the device only as it is
+        written, where the family can (:func:`hera.runtime.exported`): one
+        array on the host at a time. The cache's saves are verified and keep
+        the previous good save as ``.prev``; a copy (``target``) never
+        replaces an existing file.
         """
         started = time.perf_counter()
-        arrays = runtime.export_state()
+        state = exported(runtime) if lazy else runtime.export_state()
         runner.collect_records()
+        extra: dict[str, Any] = {}
         if runner.records.unit is not None:
-            arrays[IO_ARRAY] = runner.records.saved()
+            extra[IO_ARRAY] = runner.records.saved()
             if runner.records.unread_records:
-                arrays[RECORDS_ARRAY] = runner.records.peek()
-        exported = time.perf_counter()
+                extra[RECORDS_ARRAY] = runner.records.peek()
+        # A lazy export's sizes are known once each array is taken: until then, as the file had them.
+        total = sum(array.nbytes for array in extra.values()) + (
+            sum(array.nbytes for array in state.values()) if isinstance(state, dict) else sum(sizes.get(name, 0) for name in state)
+        )
+        taken = time.perf_counter()
         iteration = runtime.iteration
         kept = None if runner.pace.kind == "max" else runner.pace.text  # the pace goes down and up with the agent
         updated = dynamic_header(header, runtime).model_copy(update={"last_up": last_up, "device": launch.device, "pace": kept})
 
         def write(target: Path | None = None) -> str:
             begun = time.perf_counter()
-            if target is None:
-                save(launch.cache_path, updated, arrays, mode=0o600, keep_previous=True)
-            else:
-                save(target, updated, arrays, mode=0o600, overwrite=False)
+            # A synchronous save (down, SIGTERM) stops the loop: the listing says "saving", not the state it left.
+            # The cache's saves are read back and verified: twice the bytes (see hera.instance.save).
+            passes = 2 if target is None else 1
+            with status_file.phase("save", total * passes, state="saving" if lazy else None) as phase:
+                measured = Measured((state, extra), sizes, phase, passes)  # the family's arrays, then hera's own
+                if target is None:
+                    save(launch.cache_path, updated, measured, mode=0o600, keep_previous=True, on_bytes=phase)
+                else:
+                    save(target, updated, measured, mode=0o600, overwrite=False, on_bytes=phase)
+            release()  # the host copies written (see hera.agent.loading.release)
             log.info(
                 "state of iteration %d: exported from the device in %.2f s, written to %s in %.2f s",
-                iteration, exported - started, target or "the cache", time.perf_counter() - begun,
+                iteration, taken - started, target or "the cache", time.perf_counter() - begun,
             )
             return str(target or launch.cache_path)
 
         return write
 
     def save_state() -> str:
-        return export_state()(None)
+        """A synchronous save to the cache (down, SIGTERM, a fresh brain's first): array by array off the device."""
+        return export_state(lazy=True)(None)
 
     info = {
         "uuid": header.uuid,
@@ -279,7 +358,7 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
         # never where a message says; the runtime directory is often a small tmpfs.
         "copy_dir": str(launch.cache_path.parent),
     }
-    status_file = StatusFile(files.status, server.presence)
+    status_file.presence = server.presence
     counts, unread = _own_records(own)
     runner = Runner(
         runtime,
@@ -291,22 +370,26 @@ def _serve(launch: Launch, header: Any, ready: Ready, files: RuntimeFiles, noted
         signals=noted,
         export=export_state,
         pace=pace,
-        status_file=status_file,
         counts=counts,
         unread=unread,
     )
-    server.on_change = status_file.publish
+    server.on_change = status_file.publish  # a controller attaching meanwhile: MODE and holder (still "loading")
     try:
-        return _run(launch, header, ready, files, runner, server, dataport, key, warning, save_state)
+        return _run(launch, header, ready, files, runner, server, dataport, key, warning, save_state, status_file)
     finally:
         status_file.close()  # nothing writes it again, not even a connection closing as the agent leaves
 
 
 def _run(
     launch: Launch, header: Header, ready: Ready, files: RuntimeFiles, runner: Runner, server: ControlServer,
-    dataport: DataPort | None, key: bytes, warning: str | None, save_state: Callable[[], str],
+    dataport: DataPort | None, key: bytes, warning: str | None, save_state: Callable[[], str], status_file: StatusFile,
 ) -> int:
-    """Serve, tell the controller the agent is up, run the loop; leave as the loop says."""
+    """Serve, tell the controller the agent is up, run the loop; leave as the loop says.
+
+    The status file says ``loading`` (with its phases) until the agent is
+    ready, a fresh brain's first save included; the runner's own state from
+    then on.
+    """
     if launch.daemon:
         ConnectionFile(
             uuid=header.uuid, pid=os.getpid(), ip=launch.tcp_host, port=server.tcp_port, key=key.hex(),
@@ -319,16 +402,17 @@ def _run(
         # The first stop of a fresh instance creates its cached state; save now so
         # even a SIGKILL before the first autosave leaves a resumable agent.
         save_state()
+    runner.status_file = status_file
     runner.act_on_signals(leave=False)  # Ctrl-C while it loaded: ready in standby, never running
+    runner.publish()
     ready.send("READY", {**runner.status(), "warning": warning} if warning else runner.status())
     leaving = runner.loop()
     server.close()
     if dataport is not None:  # the records already made reach their streams, with an end line each
         dataport.close()
-    if runner.status_file is not None:
-        runner.status_file.close()
     if leaving.save:
-        runner.save(leaving.reason)
+        runner.save(leaving.reason)  # its progress in the status file, which goes right after
+    status_file.close()
     log.info("down: %s at iteration %d", leaving.reason, runner.runtime.iteration)
     if leaving.reason == "SIGQUIT":
         # The spec: terminate, update the cache, and continue with a core dump.

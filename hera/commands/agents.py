@@ -28,8 +28,10 @@ examples:
   hera agents --all --json
 
 STATE is built (never run), down (comatose, with dynamic state), running,
-paused or standby (up: what the agent last published of itself; "up" while
-it loads; "up (no pid-file)" when its pid-file was removed while it runs),
+paused or standby (up: what the agent last published of itself; "loading 43 %"
+while it comes up, "saving 71 %" while it goes down, "running, saving 71 %"
+during a checkpoint; "up" before its first word; "up (no pid-file)" when its
+pid-file was removed while it runs),
 broken (the cached file is not a valid instance: the error says why) or
 unreadable (you lack the rights to read it). MODE: attached (a terminal holds
 it), detached, daemon (serving TCP on PORT). Listing never waits for an agent.
@@ -182,8 +184,8 @@ def _row(owner: str, store: Store, agent: Agent, live: Liveness) -> dict[str, An
         state = "unreadable" if not os.access(agent.path, os.R_OK) else "broken"
     elif live.up:
         pid_file, status = _published(store, agent, live)
-        # no status yet (it is loading, or an older agent): plain "up" and the cached iteration, never a wait
-        state = status.state if status else ("up (no pid-file)" if pid_file is False else "up")
+        # no status yet (it is starting, or an older agent): plain "up" and the cached iteration, never a wait
+        state = status.shown if status else ("up (no pid-file)" if pid_file is False else "up")
     else:
         state = "down" if header.dynamic else "built"
     return {
@@ -202,6 +204,9 @@ def _row(owner: str, store: Store, agent: Agent, live: Liveness) -> dict[str, An
         "data_port": status.data_port if status else None,
         "pace": status.pace if status else None,
         "io": status.io if status else None,
+        "phase": status.phase if status else None,
+        "done": status.done if status else None,
+        "total": status.total if status else None,
         "device": status.device if status else (header.device if header else None),
         "size": agent.size(),
         "last_up": header.last_up.isoformat() if header and header.last_up else None,

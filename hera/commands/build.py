@@ -22,7 +22,8 @@ examples:
 
 The file holds the structure and initial weights (mostly zero) but no dynamic
 state: it is dead until it goes up. It is named <uuid>.json unless -o is given,
-and an existing file is never overwritten without --force."""
+and an existing file is never overwritten without --force. On a terminal the
+work is drawn as it goes (not with --json or -q)."""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -41,6 +42,7 @@ def run(ctx: Any) -> int:
     from hera.destination import destination_directory, refuse_existing
     from hera.instance import save
     from hera.instance.atomic import inside
+    from hera.progress import meter
 
     settings = ctx.settings()
     if settings.family is None:
@@ -60,20 +62,25 @@ def run(ctx: Any) -> int:
     with destination_directory(ctx.workdir, name, path) as directory:
         if not ctx.args.force:
             refuse_existing(directory, name.name, path, hint="choose another -o FILE, or add --force to overwrite it")
-        built = family.build(params, seed)
-        header = family.new_header(
-            settings.layout, params, seed, uuid=uuid, callsign=settings.callsign, summary=built.summary
-        )
         if ctx.args.pace not in (None, "max"):
             _check_pace(ctx.args.pace, family, params)
-            header = header.model_copy(update={"pace": ctx.args.pace})
-        try:
-            with inside(directory) as here:
-                save(here / name.name, header, built.arrays, overwrite=ctx.args.force)
-        except FileExistsError:
-            raise Conflict(f"{path} already exists", hint="choose another -o FILE, or add --force to overwrite it") from None
-        except OSError as exc:
-            raise HeraError(f"cannot write {path}: {exc.strerror or exc}") from None
+        # On a terminal: the family's own work (no byte count), then the file's bytes as they are written.
+        with meter(ctx, f"{family.name}/{settings.layout}") as progress:
+            with progress.phase("build"):
+                built = family.build(params, seed)
+            header = family.new_header(
+                settings.layout, params, seed, uuid=uuid, callsign=settings.callsign, summary=built.summary
+            )
+            if ctx.args.pace not in (None, "max"):
+                header = header.model_copy(update={"pace": ctx.args.pace})
+            total = sum(array.nbytes for array in built.arrays.values())
+            try:
+                with inside(directory) as here, progress.phase("write", total) as phase:
+                    save(here / name.name, header, built.arrays, overwrite=ctx.args.force, on_bytes=phase)
+            except FileExistsError:
+                raise Conflict(f"{path} already exists", hint="choose another -o FILE, or add --force to overwrite it") from None
+            except OSError as exc:
+                raise HeraError(f"cannot write {path}: {exc.strerror or exc}") from None
     facts = {"callsign": header.callsign, "uuid": uuid, "family": family.name, "layout": settings.layout, "path": str(path)}
     report.done(ctx, f"built {header.callsign} {uuid} ({family.name}/{settings.layout}) -> {path}", facts)
     return 0

@@ -24,7 +24,8 @@ examples:
   hera checkpoint 3f2a9c1e-....json # the agent that file is
   hera checkpoint brisk-otter -q    # by callsign; only the exit status
 
-Prints the cached file and the iteration saved. A save that cannot be written
+Prints the cached file and the iteration saved; on a terminal the write's
+progress is drawn meanwhile (not with --json or -q). A save that cannot be written
 (full disk, read-only directory) is one error line; the agent keeps running
 and the cached file keeps the previous save."""
 
@@ -38,9 +39,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(ctx: Any) -> int:
     from hera.commands import target
+    from hera.progress import meter
 
     manager = target.select_up(ctx, target.positional(ctx, ctx.args.file), verb="checkpoint")
-    result = manager.request("checkpoint", timeout=None)
+    with meter(ctx, manager.callsign) as progress:  # the write drawn on a terminal, as the agent reports it
+        result = manager.following(progress, lambda: manager.request("checkpoint", timeout=None))
     facts = {"callsign": manager.callsign, "uuid": manager.uuid, "iteration": result["iteration"], "path": result["path"]}
     line = f"checkpoint {manager.callsign} {manager.uuid} at iteration {result['iteration']} -> {result['path']}"
     report.done(ctx, line, facts)

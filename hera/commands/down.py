@@ -19,7 +19,8 @@ examples:
 
 The inner loop pauses, the whole state (weights, potentials, traces, spikes
 in flight, iteration) is written atomically to the agent's cached file, and
-the agent process exits. The next up continues exactly where it stopped."""
+the agent process exits. The next up continues exactly where it stopped.
+On a terminal the save's progress is drawn (not with --json or -q)."""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -31,9 +32,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(ctx: Any) -> int:
     from hera.commands import target
+    from hera.progress import meter
 
     manager = target.select_up(ctx, target.positional(ctx, ctx.args.file), verb="down")
-    result = manager.shutdown()
+    with meter(ctx, manager.callsign) as progress:  # the save drawn on a terminal, as the agent reports it
+        result = manager.shutdown(meter=progress)
     facts = {"callsign": manager.callsign, "uuid": manager.uuid, "iteration": result["iteration"], "path": result["path"]}
     report.done(ctx, f"down {manager.callsign} {manager.uuid} at iteration {result['iteration']} -> {result['path']}", facts)
     return 0

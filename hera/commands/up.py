@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def run(ctx: Any) -> int:
+@dataclass
+class _Up:
+    """An agent this command has brought up: what ``_hold`` needs to say so and hold it."""
 
-    from hera import devices, family as families
+    manager: Any
+    process: Any
+    status: dict[str, Any]
+    launch: Any
+    device: Any
+
+
+def run(ctx: Any) -> int:
+    from hera.cache.paths import runtime_dir
     from hera.commands import target
-    from hera.errors import Conflict, HeraError, UsageError
-    from hera.manager.files import Launch
+    from hera.errors import HeraError, UsageError
 
     args = ctx.args
     if args.after is not None and (not args.interactive or args.after < 0):
@@ -68,11 +78,49 @@ def run(ctx: Any) -> int:
         raise HeraError("--interactive cannot be combined with --daemon or --silent")
     if (args.json or args.quiet) and not args.daemon and ctx.shell is None:
         raise UsageError("--json and -q go with --daemon", hint="in the foreground, --silent prints nothing")
-    from hera.cache.paths import runtime_dir
+    runtime_dir(target.locations(ctx).runtime_dir)  # before anything is installed, or believed from it
+    store, agent, fresh = _select_or_install(ctx)
+    try:
+        started = _start(ctx, store, agent)
+    except BaseException:
+        if fresh:  # installed by this up, which failed: the cache keeps no agent that nobody upped
+            _roll_back(store, agent)
+        raise
+    if isinstance(started, int):  # --simulate: the plan, nothing started
+        if fresh:
+            _roll_back(store, agent)
+        return started
+    if fresh and not args.silent:
+        ctx.out.write(f"installed {agent.callsign} {agent.uuid} -> {agent.path}\n")
+    return _hold(ctx, agent, started)
 
+
+def _roll_back(store: Any, agent: Any) -> None:
+    """Remove the agent this up installed and could not bring up (never one installed before it: see ``run``).
+
+    ``destroy`` under the store's lock refuses an agent that is up, so an
+    agent that did come up after all (a controller interrupted at the last
+    moment) is never removed from under its process.
+    """
+    import contextlib
+
+    from hera.errors import HeraError
+
+    with contextlib.suppress(HeraError, OSError):
+        store.destroy(agent)
+
+
+def _start(ctx: Any, store: Any, agent: Any) -> _Up | int:
+    """Check the agent can go up here (its file, the device, the room on it) and start it; an exit status for --simulate."""
+    from hera import devices, family as families, plan as plans
+    from hera.cache.paths import runtime_dir
+    from hera.commands import target
+    from hera.errors import Conflict, HeraError
+    from hera.manager import AgentManager
+    from hera.manager.files import Launch
+
+    args = ctx.args
     where = target.locations(ctx)
-    runtime_dir(where.runtime_dir)  # before anything is installed, or believed from it
-    store, agent = _select_or_install(ctx)
     if agent.header is None:  # a damaged cached file: its previous good save, if kept, or say so
         agent.header = _previous_header(agent)
     if agent.header is None:
@@ -81,8 +129,6 @@ def run(ctx: Any) -> int:
             hint="its cached file is damaged; restore it from a copy, or remove it with 'hera destroy'",
         )
     header = agent.header
-    from hera.manager import AgentManager
-
     manager = AgentManager(store, agent)
     live = manager.liveness()
     if live.up:
@@ -97,8 +143,6 @@ def run(ctx: Any) -> int:
         for s, a in target.installed(ctx)
         if a.uuid != agent.uuid and a.header is not None and s.liveness(a.uuid).up and a.header.device == device.id
     ]
-    from hera import plan as plans
-
     plan = plans.make(header, family, device, agent.size() or 0, others, host, source=agent.path)
     if args.simulate:
         ctx.out.write("\n".join(plan.report()) + "\n")
@@ -123,8 +167,19 @@ def run(ctx: Any) -> int:
         autosave_interval=settings.autosave_interval,
         pace=args.pace,
     )
+    from hera.progress import meter
+
     # Checked again and claimed under the store's lock, which destroy and uninstall take too.
-    process, status = manager.start(launch)
+    # On a terminal the agent's phases (read, init, load, first save) are drawn while it comes up.
+    with meter(ctx, header.callsign) as progress:
+        process, status = manager.start(launch, progress)
+    return _Up(manager, process, status, launch, device)
+
+
+def _hold(ctx: Any, agent: Any, up: _Up) -> int:
+    """The agent is up: say so, then hold it in this terminal, attach the shell to it, or let it go (--daemon)."""
+    args = ctx.args
+    header, manager, process, status, device = agent.header, up.manager, up.process, up.status, up.device
     if status.get("warning"):  # the agent fell back to the previous good save of a damaged cached file
         ctx.err.write(f"hera: warning: {status['warning']}\n")
         ctx.err.flush()
@@ -141,7 +196,7 @@ def run(ctx: Any) -> int:
     if args.daemon:
         from hera.cache.paths import RuntimeFiles
 
-        connection = RuntimeFiles(where.runtime_dir, agent.uuid).connection
+        connection = RuntimeFiles(up.launch.runtime_dir, agent.uuid).connection
         line = (
             f"up {header.callsign} {agent.uuid} pid {process.pid} device {device.id} "
             f"port {status.get('tcp_port')} connection {connection}"
@@ -160,7 +215,7 @@ def run(ctx: Any) -> int:
         report.done(ctx, line, facts)
         return _interrupted(ctx, agent, status) if interrupted else 0
     if not args.silent:
-        fallback = " (no usable CUDA GPU: the CPU)" if settings.device == "auto" and device.kind == "cpu" else ""
+        fallback = " (no usable CUDA GPU: the CPU)" if ctx.settings().device == "auto" and device.kind == "cpu" else ""
         loading = " (Ctrl-C while it loaded: nothing ran)" if interrupted else ""
         ctx.out.write(
             f"up {header.callsign} {agent.uuid} (pid {process.pid}) on {device.id}{fallback}, "
@@ -171,7 +226,7 @@ def run(ctx: Any) -> int:
     from hera.commands.foreground import stay
     from hera.manager.files import log_path
 
-    log = log_path(launch.log_dir, agent.uuid)
+    log = log_path(up.launch.log_dir, agent.uuid)
     return stay(ctx, manager, process, quiet=args.silent, log=log, prompt=args.interactive, after=args.after)
 
 
@@ -216,31 +271,29 @@ def _refuse_copy(file: Path, agent: Any) -> None:
         )
 
 
-def _select_or_install(ctx: Any) -> tuple[Any, Any]:
-    """The spec: upping a file installs it for the current user (once)."""
+def _select_or_install(ctx: Any) -> tuple[Any, Any, bool]:
+    """The spec: upping a file installs it for the current user (once); whether this up installed it."""
     from hera.commands import target
     from hera.errors import NotFound
 
     file = target.positional(ctx, ctx.args.file)
     if file is None:
-        return target.select(ctx, verb="up")
+        return (*target.select(ctx, verb="up"), False)
     try:
         if not ctx.args.as_new:
             store, agent = target.select(ctx, file, verb="up")
             _refuse_copy(file, agent)
-            return store, agent
+            return store, agent, False
     except NotFound:
         if ctx.args.simulate:  # a plan touches nothing: not the device, not the cache
             from hera.cache.store import Agent
             from hera.instance import read_header
 
-            return target.user_store(ctx), Agent(file, "file", read_header(file))
+            return target.user_store(ctx), Agent(file, "file", read_header(file)), False
     from hera.commands.install import check_params
 
     check_params(file, ctx.workdir)  # a file its family rejects never reaches the cache
     store = target.user_store(ctx)
     taken = {agent.callsign for _, agent in target.installed(ctx)}
     agent = store.install(file, owner=target.owner(), taken=taken, as_new=ctx.args.as_new)
-    if not ctx.args.silent:
-        ctx.out.write(f"installed {agent.callsign} {agent.uuid} -> {agent.path}\n")
-    return store, agent
+    return store, agent, True

@@ -13,8 +13,10 @@ JSON by hand.
 * the **connection file** (:class:`ConnectionFile`): the loopback TCP port and
   the key of a daemon, 0600, the jupyter_client convention;
 * the **live status** (:class:`LiveStatus`): what the agent publishes of
-  itself (state, iteration, rate, mode, who holds its terminal) so that a
-  listing reads it without asking the agent and waiting for its batch.
+  itself (state, iteration, rate, mode, who holds its terminal, the phase of
+  a long load or save and how far it is) so that a listing reads it without
+  asking the agent and waiting for its batch, and a controller waiting for a
+  big brain to come up or go down can draw its progress.
 
 Reading is never through a link, never another user's file, never one that
 someone else may change (:func:`read_private`).
@@ -89,6 +91,9 @@ class ConnectionFile(BaseModel):
             raise HeraError(f"{path}: not a readable hera connection file ({reason})") from None
 
 
+#: The long work an agent reports (its status file's ``phase``), in words: loading, then saving.
+PHASE_WORDS = {"read": "loading", "init": "loading", "load": "loading", "save": "saving"}
+
 #: MODE in ``hera agents``: a controller holds the terminal; nobody does; nobody does and it serves TCP.
 Mode = Literal["attached", "detached", "daemon"]
 
@@ -113,8 +118,26 @@ class LiveStatus(BaseModel):
     pace: str | None = None
     #: Units fed, presented, pending and answered (``status``'s ``io``); ``{"unit": None}`` without an input area.
     io: dict[str, Any] | None = None
+    #: The long work under way, if any: ``read``, ``init``, ``load`` (decode and upload) while it comes up,
+    #: ``save`` while it writes its state. ``done`` of ``total`` bytes (None: not counted in bytes).
+    phase: str | None = None
+    done: int | None = None
+    total: int | None = None
     #: When it was written (seconds since the epoch): a reader can tell how fresh ITERATION is.
     written_at: float = Field(default_factory=time.time)
+
+    @property
+    def shown(self) -> str:
+        """The state in words, as ``hera agents`` shows it: ``loading 43 %``, ``saving 71 %`` while a phase lasts.
+
+        A checkpoint written while the loop runs on says both: ``running, saving 71 %``.
+        """
+        if self.phase is None:
+            return self.state
+        word = PHASE_WORDS.get(self.phase, self.phase)
+        if self.total and self.done is not None:
+            word += f" {min(100, 100 * self.done // self.total)} %"
+        return word if self.state in ("loading", "saving") else f"{self.state}, {word}"
 
     def write(self, target: Path) -> None:
         """Atomic (a fresh temporary renamed into place) but not fsynced: rewritten every second, gone at reboot."""

@@ -13,6 +13,16 @@ as SIGINT once it has its handlers (its title says so), and the controller
 keeps waiting; the agent comes up in standby, nothing lost, and the status
 returned says ``interrupted``.
 
+How long to wait is bounded by progress, not by the clock: the agent
+publishes its phases (``read``, ``init``, ``load``, a fresh brain's first
+``save``) with bytes done in its status file from the moment it holds its
+lock, and the controller waits as long as they move. An agent whose progress
+stands still for :data:`STALL_TIMEOUT` seconds (one phase: Taichi's start, a
+family's compile, no bytes decoded) is killed; one that dies is noticed at
+once (its end of the pipe closes). A 94 GB brain that loads for ten minutes
+is waited for; a hung one is not. On a terminal the phases are drawn
+(:mod:`hera.progress`) while it waits.
+
 The controller writes the new process's pid-file itself, under the store's
 lock, the moment the process exists: so an agent is "up" for every other
 command before it opens its cached file, and ``destroy`` or ``uninstall``
@@ -36,14 +46,23 @@ from typing import Any
 
 from hera import children
 from hera.cache import pidfile
+from hera.cache.paths import RuntimeFiles
 from hera.errors import AgentFailed, HeraError
-from hera.manager.files import Launch, log_path
+from hera.manager.files import Launch, LiveStatus, log_path
+from hera.progress import QUIET, Follower, Meter
 
-READY_TIMEOUT = 300.0
+#: How long a coming-up agent may make no progress (no phase begun, no bytes done) before it is killed (seconds).
+STALL_TIMEOUT = 120.0
+#: How often the controller reads the agent's status file while it waits (seconds): a bar moves within a second.
+POLL_SECONDS = 0.25
 
 
 def start(
-    launch: Launch, timeout: float = READY_TIMEOUT, *, claim: AbstractContextManager[Any] | None = None
+    launch: Launch,
+    stall: float = STALL_TIMEOUT,
+    *,
+    claim: AbstractContextManager[Any] | None = None,
+    meter: Meter = QUIET,
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start the agent; return its process and first status once it serves requests.
 
@@ -51,7 +70,8 @@ def start(
     held only while the process is started and its pid-file written for it,
     not while it loads: from then on every command sees the agent as up. A
     Ctrl-C meanwhile (see :class:`Interrupt`) brings it up in standby, with
-    ``"interrupted": True`` in the status.
+    ``"interrupted": True`` in the status. ``stall``: see :data:`STALL_TIMEOUT`;
+    ``meter`` draws the phases the agent reports.
     """
     from hera.cache.paths import private_dir
 
@@ -74,7 +94,10 @@ def start(
         finally:
             os.close(write_fd)
         try:
-            line = _read_line(read_fd, process, timeout, interrupt)
+            with Follower(meter) as follower:
+                status = RuntimeFiles(launch.runtime_dir, launch.uuid).status
+                watch = Watch(status, process.pid, follower, log_path(launch.log_dir, launch.uuid))
+                line = _read_line(read_fd, process, stall, interrupt, watch)
         except HeraError:
             pidfile.remove(launch.runtime_dir, launch.uuid, process.pid)
             raise
@@ -188,17 +211,57 @@ def _spawn(launch: Launch, write_fd: int) -> subprocess.Popen[bytes]:
         os.close(log)
 
 
-def _read_line(fd: int, process: subprocess.Popen[bytes], timeout: float, interrupt: Interrupt) -> str:
-    deadline = time.monotonic() + timeout
+class Watch:
+    """The coming-up agent's progress, read from its status file: whether it moved, and drawn as it does."""
+
+    def __init__(self, path: Path, pid: int, follower: Follower, log: Path) -> None:
+        self.path = path
+        self.pid = pid
+        self.log = log
+        self.follower = follower
+        self.seen: tuple[Any, ...] | None = None
+        self.follower.show("start")  # at once: the interpreter starting, until the agent reports its first phase
+
+    def moved(self) -> bool:
+        """Read the status now: whether it says more than the last time (a new phase, more bytes)."""
+        status = LiveStatus.read(self.path)
+        if status is None or status.pid != self.pid:
+            return False  # not written yet (the interpreter starts), or an earlier run's
+        if status.phase is not None:  # between two phases the last bar stays, rather than flicker
+            self.follower.show(status.phase, status.done, status.total)
+        now = (status.state, status.phase, status.done, status.total)
+        moved, self.seen = now != self.seen, now
+        return moved
+
+    def where(self) -> str:
+        """Where it stood, for the message: `` in phase load at 3.2 GiB of 16.0 GiB``."""
+        if self.seen is None:
+            return " (it never reported a phase)"
+        _, phase, done, total = self.seen
+        if phase is None:
+            return ""
+        from hera.table import human_bytes
+
+        return f" (in phase {phase}" + (f" at {human_bytes(done)} of {human_bytes(total)})" if total else ")")
+
+
+def _read_line(fd: int, process: subprocess.Popen[bytes], stall: float, interrupt: Interrupt, watch: Watch) -> str:
+    """READY or ERROR from the agent, waiting as long as its progress moves (see the module's docstring)."""
+    moved = time.monotonic()
     data = b""
     while not data.endswith(b"\n"):
         interrupt.pass_on()
-        left = deadline - time.monotonic()
-        if left <= 0:
+        now = time.monotonic()
+        if watch.moved():
+            moved = now
+        if now - moved > stall:
             process.kill()
-            raise HeraError(f"the agent did not come up within {timeout:.0f} s; it was killed")
+            raise HeraError(
+                f"the agent made no progress for {stall:.0f} s{watch.where()}; it was killed",
+                hint=f"see its log: {watch.log}",
+            )
         # Quick turns while an interrupt waits for the agent to take it; select is not cut short by it.
-        ready, _, _ = select.select([fd], [], [], min(left, 0.05 if interrupt.noted and not interrupt.passed_on else 0.5))
+        ready, _, _ = select.select([fd], [], [], 0.05 if interrupt.noted and not interrupt.passed_on else POLL_SECONDS)
         if not ready:
             continue
         chunk = os.read(fd, 65536)

@@ -15,9 +15,11 @@ import os
 import select
 import signal as signals
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hera.errors import AgentFailed, Conflict, HeraError
+from hera.progress import QUIET, Meter
 
 if TYPE_CHECKING:
     import subprocess
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
 
 #: How long a shutdown waits for the process to exit once its state is saved (seconds).
 EXIT_TIMEOUT = 60.0
+#: How often a controller waiting for a long save reads the agent's progress (seconds).
+FOLLOW_SECONDS = 0.25
+T = TypeVar("T")
 
 
 class AgentManager:
@@ -102,7 +107,7 @@ class AgentManager:
 
     def client(self, timeout: float | None = 30.0) -> AgentClient:
         """A client on the agent's unix socket, in a runtime directory checked first, served by our own process."""
-        from hera.manager.client import AgentClient
+        from hera.manager.client import AgentClient, AgentGone
 
         files = self.files()
         if files is None:
@@ -110,7 +115,16 @@ class AgentManager:
                 f"agent {self.name} has no control socket here",
                 hint="only the user who upped it can talk to it",
             )
-        return AgentClient.unix(files.socket, timeout=timeout)
+        try:
+            return AgentClient.unix(files.socket, timeout=timeout)
+        except AgentGone:
+            status = self.live_status()
+            if status is not None and status.state == "loading":  # it serves its socket once it is up
+                raise Conflict(
+                    f"agent {self.name} is still coming up ({status.shown}); it takes requests once it is up",
+                    hint="'hera agents' shows how far it is; try again then",
+                ) from None
+            raise
 
     def request(self, op: str, *, timeout: float | None = 30.0, **args: Any) -> Any:
         """One request on a connection of its own."""
@@ -119,15 +133,51 @@ class AgentManager:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    def start(self, launch: Launch) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    def start(self, launch: Launch, meter: Meter = QUIET) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
         """Start its process; return it and the agent's first status once it serves requests.
 
         Checked and claimed under the store's lock (which destroy and
         uninstall take too), so it never comes up with its cached file gone.
+        ``meter`` draws the phases of its load while the controller waits.
         """
         from hera.manager import launch as launcher
 
-        return launcher.start(launch, claim=self.store.claimed(self.agent))
+        return launcher.start(launch, claim=self.store.claimed(self.agent), meter=meter)
+
+    def following(self, meter: Meter, work: Callable[[], T]) -> T:
+        """``work()`` (a request that waits for a long save: down, checkpoint), the agent's phases drawn meanwhile.
+
+        The agent publishes its save's progress in its status file; the
+        request's answer comes only at the end. So the request waits on a
+        thread of its own while this one reads the status file every
+        quarter second. Without a drawn meter it is simply ``work()``.
+        """
+        if not meter.drawn:
+            return work()
+        import threading
+
+        from hera.progress import Follower
+
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, work()))
+            except BaseException as exc:  # handed to the caller's thread as it is
+                outcome.append((False, exc))
+
+        worker = threading.Thread(target=run, name="hera-request", daemon=True)
+        worker.start()
+        with Follower(meter) as follower:
+            while worker.is_alive():
+                status = self.live_status()
+                if status is not None:
+                    follower.show(status.phase, status.done, status.total)
+                worker.join(FOLLOW_SECONDS)
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
 
     def signal(self, signum: int) -> int:
         """Send a real signal to the agent's process, if it is still the agent's when the signal goes; its pid.
@@ -168,15 +218,16 @@ class AgentManager:
                 os.close(pidfd)
         return pid
 
-    def shutdown(self, *, timeout: float = EXIT_TIMEOUT) -> dict[str, Any]:
+    def shutdown(self, *, timeout: float = EXIT_TIMEOUT, meter: Meter = QUIET) -> dict[str, Any]:
         """Down: the agent saves its complete state to the cache and exits; returns once its process has.
 
         The result is the agent's answer (``iteration``, ``path``): the
         iteration the cache now holds, so nobody reports a stale one.
+        ``meter`` draws the save's progress.
         """
         pid = self._up_pid()  # before the down: once it has answered, its pid-file may be gone
         with self.client() as client:
-            result = dict(client.request("down", timeout=None))
+            result = dict(self.following(meter, lambda: client.request("down", timeout=None)))
         if not wait_exit(pid, timeout):
             raise AgentFailed(
                 f"agent {self.name} saved iteration {result['iteration']} but its process {pid} "

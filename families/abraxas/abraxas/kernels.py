@@ -37,6 +37,7 @@ sum the same whatever their order: bit-exact resume holds on every arch.
 
 # no "from __future__ import annotations": Taichi reads the annotations of its functions as objects
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -315,7 +316,7 @@ class Engine:
 
     # -- state in and out --------------------------------------------------------------------------
 
-    def load(self, arrays: dict[str, np.ndarray], dynamic: bool) -> None:
+    def load(self, arrays: Mapping[str, np.ndarray], dynamic: bool) -> None:
         """Weights always; the dynamic state when the header says there is one (else the brain starts at rest)."""
         for proj, field in zip(self.structure.projections, self.weights, strict=True):
             field.from_numpy(np.ascontiguousarray(arrays[f"weights.{proj.name}"], dtype=np.float32))
@@ -332,14 +333,18 @@ class Engine:
             self.current.from_numpy(arrays["state.current"])
             self.rng_key.from_numpy(arrays["state.rng_key"])
 
-    def export(self) -> dict[str, Any]:
-        arrays: dict[str, Any] = {
-            f"weights.{proj.name}": field.to_numpy() for proj, field in zip(self.structure.projections, self.weights, strict=True)
+    def fields(self) -> dict[str, Any]:
+        """The fields the state is exported from, by array name (one at a time for ``down``: see ``export_array``)."""
+        fields: dict[str, Any] = {
+            f"weights.{proj.name}": field for proj, field in zip(self.structure.projections, self.weights, strict=True)
         }
-        arrays["state.potential"] = self.potential.to_numpy()
-        arrays["state.threshold"] = self.threshold.to_numpy()
-        arrays["state.refractory"] = self.refractory.to_numpy()
-        arrays["state.spikes"] = self.spikes.to_numpy()
-        arrays["state.current"] = self.current.to_numpy()
-        arrays["state.rng_key"] = self.rng_key.to_numpy()
-        return arrays
+        fields["state.potential"] = self.potential
+        fields["state.threshold"] = self.threshold
+        fields["state.refractory"] = self.refractory
+        fields["state.spikes"] = self.spikes
+        fields["state.current"] = self.current
+        fields["state.rng_key"] = self.rng_key
+        return fields
+
+    def export(self) -> dict[str, Any]:
+        return {name: field.to_numpy() for name, field in self.fields().items()}

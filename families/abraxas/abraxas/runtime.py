@@ -20,7 +20,7 @@ ticks included, for learning curves.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,7 @@ class AbraxasRuntime(Runtime):
     )
 
     def __init__(
-        self, params: AbraxasParams, seed: int, arrays: dict[str, np.ndarray], arch: str, *, dynamic: bool
+        self, params: AbraxasParams, seed: int, arrays: Mapping[str, np.ndarray], arch: str, *, dynamic: bool
     ) -> None:
         """``dynamic``: the header's word that ``arrays`` hold the state to resume (else a fresh brain)."""
         self.params = params
@@ -178,6 +178,17 @@ class AbraxasRuntime(Runtime):
         arrays["state.iteration"] = np.array([self.iteration], np.int64)
         arrays[PENDING] = np.frombuffer(bytes(self.pending), np.uint8).copy()
         return arrays
+
+    def state_names(self) -> list[str]:
+        return [*self.engine.fields(), "state.iteration", PENDING]
+
+    def export_array(self, name: str) -> np.ndarray:
+        """One array of ``export_state``: ``down`` writes a stopped brain one array at a time."""
+        if name == "state.iteration":
+            return np.array([self.iteration], np.int64)
+        if name == PENDING:
+            return np.frombuffer(bytes(self.pending), np.uint8).copy()
+        return np.asarray(self.engine.fields()[name].to_numpy())
 
     def feed(self, data: bytes) -> None:
         self.pending += data

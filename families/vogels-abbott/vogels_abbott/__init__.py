@@ -24,6 +24,8 @@ from pydantic import Field
 from hera.family import Built, Family, Params, ResourceEstimate
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import numpy as np
 
     from hera.instance import Header
@@ -118,7 +120,7 @@ class VogelsAbbott(Family):
     def seconds_per_iteration(self, params: CubaParams) -> float | None:  # type: ignore[override]
         return params.dt_ms / 1000.0
 
-    def runtime(self, header: Header, arrays: dict[str, np.ndarray], arch: str) -> Runtime:
+    def runtime(self, header: Header, arrays: Mapping[str, np.ndarray], arch: str) -> Runtime:
         """The header says whether the arrays must hold a whole state (``dynamic``) and at which iteration."""
         from pydantic import ValidationError
 

@@ -23,7 +23,7 @@ returns them, for rates, ISI statistics and the tests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,11 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return view
 
 
+def _kept(array: np.ndarray) -> Callable[[], np.ndarray]:
+    """The export of an array the runtime keeps on the host (the structure): the array itself."""
+    return lambda: array
+
+
 class CubaRuntime(Runtime):
     """One CUBA network, loaded from an instance's arrays (fresh when they hold no dynamic state)."""
 
@@ -59,7 +64,7 @@ class CubaRuntime(Runtime):
         self,
         params: CubaParams,
         seed: int,
-        arrays: dict[str, np.ndarray],
+        arrays: Mapping[str, np.ndarray],
         arch: str,
         *,
         dynamic: bool = False,
@@ -77,9 +82,10 @@ class CubaRuntime(Runtime):
         self.fused = is_cpu(initialised_arch() or arch) if fused is None else fused
         n, ne = model.neurons, model.excitatory
         self.synapses = synapses = state.check(params, seed, arrays, dynamic=dynamic, iteration=iteration)
-        ptr = arrays["syn.ptr"]
-        #: the structure, exported with every save as it was loaded (the cached file is the whole agent)
+        #: the structure, exported with every save as it was loaded (the cached file is the whole agent);
+        #: looked up once: in an agent every lookup decodes the array again
         self._structure = {name: _frozen(arrays[name]) for name in ("syn.ptr", "syn.post")}
+        ptr, post = self._structure["syn.ptr"], self._structure["syn.post"]
         plastic = int(ptr[ne]) if model.stdp else 0
         capacity = log_capacity if log_capacity is not None else max(4 * n, 1 << 20)
         self.engine = e = Engine(
@@ -87,10 +93,10 @@ class CubaRuntime(Runtime):
         )
         e.ptr.from_numpy(ptr.astype(np.int32))
         if synapses:
-            e.post.from_numpy(np.ascontiguousarray(arrays["syn.post"]))
+            e.post.from_numpy(np.ascontiguousarray(post))
             e.weight.from_numpy(np.ascontiguousarray(arrays["syn.weight"]))
         if model.stdp:
-            in_ptr, in_syn, in_pre = incoming(ptr, arrays["syn.post"], n, 0, ne)
+            in_ptr, in_syn, in_pre = incoming(ptr, post, n, 0, ne)
             e.in_ptr.from_numpy(in_ptr.astype(np.int32))
             if plastic:
                 e.in_syn.from_numpy(in_syn.astype(np.int32))
@@ -104,7 +110,7 @@ class CubaRuntime(Runtime):
 
     # -- state --------------------------------------------------------------------------------------
 
-    def _load_state(self, arrays: dict[str, np.ndarray], dynamic: bool) -> None:
+    def _load_state(self, arrays: Mapping[str, np.ndarray], dynamic: bool) -> None:
         """The saved state onto the device (checked already), or Brian2's initial conditions for a fresh one."""
         e, m = self.engine, self.model
         if not dynamic:  # a freshly built instance (state.check refused any state array in it)
@@ -138,26 +144,37 @@ class CubaRuntime(Runtime):
         self.iteration = self.iteration_of(arrays)
 
     @staticmethod
-    def iteration_of(arrays: dict[str, np.ndarray]) -> int:
+    def iteration_of(arrays: Mapping[str, np.ndarray]) -> int:
         return int(arrays["state.iteration"][0])
 
     def export_state(self) -> dict[str, np.ndarray]:
+        return {name: take() for name, take in self._exports().items()}
+
+    def state_names(self) -> list[str]:
+        return list(self._exports())
+
+    def export_array(self, name: str) -> np.ndarray:
+        """One array of ``export_state``: ``down`` writes a stopped brain one array at a time."""
+        return self._exports()[name]()
+
+    def _exports(self) -> dict[str, Callable[[], np.ndarray]]:
+        """How each exported array is taken off the device, by name, in the order of ``export_state``."""
         e, m = self.engine, self.model
-        state = {
-            **self._structure,
-            "syn.weight": e.weight.to_numpy()[: self.synapses],
-            "state.v": self._get(e.v),
-            "state.ge": self._get(e.ge),
-            "state.gi": self._get(e.gi),
-            "state.refractory": self._get(e.refractory),
-            "state.ring": self._get(e.ring),
-            "state.iteration": np.array([self.iteration], np.int64),
-            "state.rng_key": np.array([self.seed & 0xFFFFFFFF, self.seed >> 32], np.uint32),
+        takes: dict[str, Callable[[], np.ndarray]] = {name: _kept(array) for name, array in self._structure.items()}
+        takes |= {
+            "syn.weight": lambda: np.ascontiguousarray(e.weight.to_numpy()[: self.synapses]),
+            "state.v": lambda: self._get(e.v),
+            "state.ge": lambda: self._get(e.ge),
+            "state.gi": lambda: self._get(e.gi),
+            "state.refractory": lambda: self._get(e.refractory),
+            "state.ring": lambda: self._get(e.ring),
+            "state.iteration": lambda: np.array([self.iteration], np.int64),
+            "state.rng_key": lambda: np.array([self.seed & 0xFFFFFFFF, self.seed >> 32], np.uint32),
         }
         if m.stdp:
-            state["state.a_pre"] = self._get(e.a_pre)
-            state["state.a_post"] = self._get(e.a_post)
-        return state
+            takes["state.a_pre"] = lambda: self._get(e.a_pre)
+            takes["state.a_post"] = lambda: self._get(e.a_post)
+        return takes
 
     def _put(self, field: Any, values: np.ndarray) -> None:
         """Neuron arrays (last axis: neurons) into a lane-vector field (last axes: groups, lanes), padded."""

@@ -165,12 +165,16 @@ class TickRuntime(Runtime):
         return StepResult(done, self.iteration, stopped)
 
     def export_state(self) -> dict[str, np.ndarray]:
-        return {
-            "weights": self.weights.to_numpy(),
-            "counts": self.counts.to_numpy(),
-            "ring": self.ring.to_numpy(),
-            "pending": np.frombuffer(self.pending, dtype=np.uint8).copy(),
-        }
+        return {name: self.export_array(name) for name in self.state_names()}
+
+    def state_names(self) -> list[str]:
+        return ["weights", "counts", "ring", "pending"]
+
+    def export_array(self, name: str) -> np.ndarray:
+        """One array off the device: ``down`` writes a stopped brain one array at a time."""
+        if name == "pending":
+            return np.frombuffer(self.pending, dtype=np.uint8).copy()
+        return {"weights": self.weights, "counts": self.counts, "ring": self.ring}[name].to_numpy()
 
     def feed(self, data: bytes) -> None:
         self.pending += data
