@@ -45,6 +45,18 @@ def test_a_running_agent_is_copied_checkpointed_and_downed_by_positional_with_js
         reap_agents(hera)
 
 
+def test_up_of_a_file_with_json_or_quiet_prints_only_what_was_asked(hera: World) -> None:
+    """The first up of a file installs it: that must not add a line to ``--json``'s one object, or to ``-q``."""
+    tick_world(hera)
+    try:
+        shown = hera("up", str(build(hera, "a.json").path), "--daemon", "--json", check=True)
+        assert json.loads(shown.out)["uuid"], shown.out  # one object, nothing before it
+        quiet = hera("up", str(build(hera, "b.json").path), "--daemon", "-q", check=True)
+        assert quiet.out == "", quiet.out
+    finally:
+        reap_agents(hera)
+
+
 @pytest.fixture
 def grown(hera: World) -> World:
     """A user with one installed abraxas/example agent, ``brisk-otter``."""

@@ -90,7 +90,7 @@ def run(ctx: Any) -> int:
         if fresh:
             _roll_back(store, agent)
         return started
-    if fresh and not args.silent:
+    if fresh and not (args.silent or args.quiet or args.json):  # --json prints one object, -q nothing
         ctx.out.write(f"installed {agent.callsign} {agent.uuid} -> {agent.path}\n")
     return _hold(ctx, agent, started)
 
