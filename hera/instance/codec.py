@@ -747,11 +747,15 @@ class ArrayEntry:
                 on_bytes(len(raw))
             return crc32(raw), len(raw)
 
+        self._check_crc(self._crc_of_all(run, fd, buf))
+
+    def _crc_of_all(self, run: Callable[[int], tuple[int, int]], fd: int, buf: Any) -> int:
+        """``run`` on every chunk on the codec threads (each giving its raw CRC-32 and length), combined in order."""
         self._prefetch(fd, buf)
         crc = 0
         for piece_crc, length in _run_all(run, self._jobs()):
             crc = crclib.combine(crc, piece_crc, length)
-        self._check_crc(crc)
+        return crc
 
     def decode(self, fd: int, buf: Any, on_bytes: OnBytes = None) -> np.ndarray:
         """Decode into a fresh array, checking encoding and CRC as it goes.
@@ -876,10 +880,7 @@ class ArrayEntry:
                 on_bytes(len(raw))
             return crc32(raw), len(raw)
 
-        self._prefetch(fd, buf)
-        crc = 0
-        for piece_crc, length in _run_all(copy, self._jobs()):
-            crc = crclib.combine(crc, piece_crc, length)
+        crc = self._crc_of_all(copy, fd, buf)
         out.seek(end)
         self._close_entry(out, crc, b"]" if zstd else b'"')
 
