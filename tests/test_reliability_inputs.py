@@ -62,10 +62,16 @@ def real_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     instance = load(built.path)
     instance.arrays["counts"] = np.arange(64, dtype=np.int32)
     instance.arrays["ring"] = np.linspace(0, 1, 96, dtype=np.float32).reshape(3, 32)
+    # Sparse enough that the codec compresses it: the zstd frames are fuzzed too.
+    sparse = np.zeros((64, 64), np.float32)
+    sparse.flat[::97] = np.linspace(0.5, 2.0, sparse.size // 97 + 1, dtype=np.float32)
+    instance.arrays["weights.sparse"] = sparse
     path = directory / "real.json"
     save(path, instance.header, instance.arrays)
     world.close()
-    return path.read_bytes()
+    data = path.read_bytes()
+    assert b'"encoding": "zstd"' in data, "the sparse array was not compressed: nothing of format 3 is fuzzed"
+    return data
 
 
 def _load_clean(data: bytes, path: Path) -> None:
