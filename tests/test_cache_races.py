@@ -133,3 +133,42 @@ def test_agents_installed_at_once_under_one_callsign_get_distinct_callsigns(hera
     assert all(rc == 0 for _, rc, _, _ in results), results
     callsigns = sorted(row["callsign"] for row in json.loads(hera("agents", "--json").out))
     assert callsigns == ["brisk-otter"] + [f"brisk-otter-{n}" for n in range(2, 7)]
+
+
+WRITER = """
+import os, signal, sys
+from pathlib import Path
+from hera.instance.atomic import atomic_write
+with atomic_write(Path(sys.argv[1]), 0o600) as out:
+    out.write(b'{"half": ')
+    if sys.argv[2] == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    print("writing", flush=True)
+    sys.stdin.readline()  # a live writer, mid-write, until the test lets it go
+"""
+
+
+def test_a_listing_sweeps_what_a_killed_writer_left_and_never_a_live_writers_temporary(hera) -> None:
+    """A SIGKILLed install or grow leaves its temporary; the next command, even a read-only one, removes it.
+
+    The lock-free sweep takes each temporary's flock: a dead writer's is free,
+    a live writer's is held (it must not lose its half-written file).
+    """
+    import subprocess
+    import sys
+
+    directory = cache_of(hera)
+    directory.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.run([sys.executable, "-c", WRITER, str(directory / "a.json"), "die"], check=False)
+    assert dead.returncode == -9 and len(leftovers(directory)) == 1
+    live = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(directory / "b.json"), "live"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert live.stdout is not None and live.stdout.readline() == "writing\n"
+        hera("agents", check=True)
+        left = leftovers(directory)
+        assert len(left) == 1 and ".hera-tmp-b.json" in left[0].name, left  # the dead one gone, the live one kept
+    finally:
+        live.communicate("go\n", timeout=30)
+    assert live.returncode == 0 and (directory / "b.json").read_bytes() == b'{"half": ' and not leftovers(directory)

@@ -114,6 +114,9 @@ class Store:
 
     def agents(self) -> list[Agent]:
         """Every agent in this cache, unreadable files included (with their error)."""
+        from hera.instance.atomic import sweep_abandoned
+
+        sweep_abandoned(self.directory)  # what a killed install or grow left, without the store's lock
         # os.scandir, not Path.glob: glob silently yields nothing from a directory it may not read.
         try:
             with os.scandir(self.directory) as entries:

@@ -9,6 +9,7 @@ new one, never a mixture; the temporary is removed on every error path.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import secrets
@@ -89,6 +90,11 @@ def atomic_write(
     directory = path.parent
     tmp = temporary_path(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    # Held until the temporary is renamed or gone, before its first byte: a sweeper that can take
+    # this lock knows the writer is dead (see sweep_abandoned). A separate descriptor, because the
+    # writing one is closed before the verify and the rename.
+    guard = os.open(tmp, os.O_RDONLY)
+    fcntl.flock(guard, fcntl.LOCK_EX)
     try:
         os.fchmod(fd, mode)  # the umask must not widen or narrow what we asked for
         with os.fdopen(fd, "wb", buffering=0, closefd=True) as raw:
@@ -112,6 +118,53 @@ def atomic_write(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(guard)
+
+
+#: A temporary with no byte in it may be one whose writer has not yet taken its lock; left alone this long.
+EMPTY_GRACE_SECONDS = 2.0
+
+
+def sweep_abandoned(directory: Path) -> None:
+    """Remove the temporaries in ``directory`` whose writer died (a SIGKILL mid-install, mid-save).
+
+    Needs no lock of the store's, so read-only commands (``agents``) can
+    clean up after a killed one: every writer holds an exclusive ``flock`` on
+    its temporary from before its first byte until it is renamed (see
+    :func:`atomic_write`), and the kernel drops it when the writer dies. So a
+    temporary whose lock can be taken has no living writer, unless it is
+    still empty and young (created, lock not yet taken). Only the caller's
+    own regular files are touched, opened without following links.
+    """
+    import stat
+    import time
+
+    try:
+        names = [entry.name for entry in os.scandir(directory) if entry.name.startswith(TMP_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        try:
+            fd = os.open(directory / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_nlink > 1:
+                continue  # not ours; or a link of a live file (a save's staging name), for the locked sweep
+            if info.st_size == 0 and time.time() - info.st_mtime < EMPTY_GRACE_SECONDS:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its writer is alive
+            if os.path.samestat(os.stat(directory / name, follow_symlinks=False), info):
+                os.unlink(directory / name)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager
