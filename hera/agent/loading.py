@@ -6,7 +6,7 @@ export learns only as it takes each array off the device.)
 Decoding the whole instance into a dict and then uploading it held every
 array twice (the host copies and the device's), so a 94 GB brain needed
 188 GB of host memory on a CPU device. Here the family's runtime gets a
-:class:`LazyArrays` mapping instead: each lookup decodes that one array from
+:class:`hera.instance.format.LazyArrays` mapping instead: each lookup decodes that one array from
 the memory-mapped file (checksum verified) and keeps nothing, so once it is
 uploaded the host copy is garbage. The agent's peak is then the device's
 copy plus the largest array.
@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from hera.instance.format import InstanceFile, InstanceFileError
+from hera.instance.format import InstanceFile, InstanceFileError, LazyArrays, previous_warning
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,43 +36,6 @@ if TYPE_CHECKING:
 
 #: Called with each chunk's bytes as arrays are decoded (a progress phase).
 OnBytes = Callable[[int], None]
-
-
-class LazyArrays(Mapping[str, "np.ndarray"]):
-    """The arrays of an open instance file, decoded on lookup and never kept (see the module's docstring)."""
-
-    def __init__(self, opened: InstanceFile, names: list[str], on_bytes: OnBytes | None = None) -> None:
-        self.opened = opened
-        self.names = names
-        #: Where decoding progress goes; set it before the family starts looking arrays up.
-        self.on_bytes = on_bytes
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self.names:
-            raise KeyError(name)
-        release()  # the array uploaded before this one, before this one is decoded
-        return self.opened.array(name, on_bytes=self.on_bytes)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.names
-
-    def describe(self, name: str) -> tuple[Any, tuple[int, ...]]:
-        """``name``'s dtype and shape from the file's entry, without decoding it (KeyError if absent)."""
-        if name not in self.names:
-            raise KeyError(name)
-        entry = self.opened.entries[name]
-        return entry.dtype, tuple(entry.shape)
-
-    @property
-    def nbytes(self) -> int:
-        """What these arrays take once decoded: the total of a load's progress."""
-        return sum(self.opened.entries[name].nbytes for name in self.names)
 
 
 def release() -> None:
@@ -92,15 +55,8 @@ def release() -> None:
 def split(opened: InstanceFile, prefix: str) -> tuple[dict[str, np.ndarray], LazyArrays]:
     """The arrays named ``prefix*`` (hera's own bookkeeping, small) decoded now, and the family's, lazily."""
     own = {name: opened.array(name) for name in opened.entries if name.startswith(prefix)}
-    return own, LazyArrays(opened, [name for name in opened.entries if not name.startswith(prefix)])
-
-
-def previous_warning(path: Path, damaged: InstanceFileError, opened: InstanceFile) -> str:
-    """The one warning a fallback to the previous good save gives (the words of ``load_or_previous``)."""
-    return (
-        f"{path} is damaged ({damaged.message}); using the previous good copy "
-        f"from iteration {opened.header.iteration} ({opened.path})"
-    )
+    family = [name for name in opened.entries if not name.startswith(prefix)]
+    return own, opened.lazy_arrays(names=family, before_each=release)
 
 
 def open_brain(path: Path) -> tuple[InstanceFile, str | None]:
@@ -114,7 +70,7 @@ def open_brain(path: Path) -> tuple[InstanceFile, str | None]:
         if not previous.exists():
             raise
         opened = InstanceFile(previous, follow=False)
-        return opened, previous_warning(path, damaged, opened)
+        return opened, previous_warning(path, damaged, opened.header)
 
 
 class Measured(Mapping[str, "np.ndarray"]):

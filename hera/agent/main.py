@@ -195,9 +195,9 @@ def _load(
     file, found when it is opened or when an array's checksum fails), and
     each array's size in bytes (a save's progress counts against them).
     """
-    from hera.agent.loading import open_brain, previous_warning, release, split
+    from hera.agent.loading import open_brain, release, split
     from hera.instance.atomic import previous_path
-    from hera.instance.format import InstanceFile, InstanceFileError
+    from hera.instance.format import InstanceFile, InstanceFileError, previous_warning
     from hera.kernels import init
 
     started = time.perf_counter()
@@ -232,7 +232,7 @@ def _load(
                     raise
                 opened.close()
                 opened = InstanceFile(previous, follow=False)
-                warning = previous_warning(launch.cache_path, damaged, opened)
+                warning = previous_warning(launch.cache_path, damaged, opened.header)
         log.info(
             "read the cached file in %.2f s, Taichi (%s) in %.2f s, the brain onto the device in %.2f s",
             read - started, arch, initialised - read, time.perf_counter() - initialised,

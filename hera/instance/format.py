@@ -421,15 +421,21 @@ class InstanceFile:
         except ArrayError as exc:
             raise _fail(self.path, *_where_what(str(exc))) from None
 
-    def lazy_arrays(self, on_bytes: OnBytes = None) -> Mapping[str, np.ndarray]:
+    def lazy_arrays(
+        self, on_bytes: OnBytes = None, *, names: list[str] | None = None, before_each: Callable[[], None] | None = None
+    ) -> LazyArrays:
         """The arrays as a read-only mapping that decodes each when looked up, and keeps none.
 
         The agent hands it to a family's runtime, which uploads each array and
         drops it: peak memory is the device state and the largest array, not
         twice the brain. Each lookup decodes again (and is refused, before it
         allocates, if that array could never fit); valid while the file is open.
+        ``names``: only these (default: all); ``before_each``: called before
+        each lookup decodes (the agent frees the array uploaded before it).
+        Its ``describe`` gives an array's dtype and shape without decoding, so
+        a family's checks (:func:`hera.runtime.check_arrays`) cost nothing.
         """
-        return _LazyArrays(self, on_bytes)
+        return LazyArrays(self, list(self.entries) if names is None else names, on_bytes, before_each)
 
     def verify(self, on_bytes: OnBytes = None) -> None:
         """Check every field and checksum, keeping no array: memory of a few chunks whatever the size."""
@@ -476,26 +482,55 @@ class InstanceFile:
         self.close()
 
 
-class _LazyArrays(Mapping[str, "np.ndarray"]):
+class LazyArrays(Mapping[str, "np.ndarray"]):
     """See :meth:`InstanceFile.lazy_arrays`."""
 
-    def __init__(self, opened: InstanceFile, on_bytes: OnBytes) -> None:
-        self._opened = opened
-        self._on_bytes = on_bytes
+    def __init__(
+        self, opened: InstanceFile, names: list[str], on_bytes: OnBytes, before_each: Callable[[], None] | None
+    ) -> None:
+        self.opened = opened
+        self.names = names
+        #: Where decoding progress goes; may be set before the first lookup (the agent's load phase).
+        self.on_bytes = on_bytes
+        self._before_each = before_each
 
     def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._opened.entries:
+        if name not in self.names:
             raise KeyError(name)
-        return self._opened.array(name, self._on_bytes)
+        if self._before_each is not None:
+            self._before_each()
+        return self.opened.array(name, self.on_bytes)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._opened.entries)
+        return iter(self.names)
 
     def __len__(self) -> int:
-        return len(self._opened.entries)
+        return len(self.names)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._opened.entries
+        return name in self.names
+
+    def describe(self, name: str) -> tuple[Any, tuple[int, ...]]:
+        """``name``'s dtype and shape from the file's entry, without decoding it (KeyError if absent)."""
+        if name not in self.names:
+            raise KeyError(name)
+        entry = self.opened.entries[name]
+        return entry.dtype, tuple(entry.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """What these arrays take once decoded: the total of a load's progress."""
+        return sum(self.opened.entries[name].nbytes for name in self.names)
+
+
+def previous_warning(path: Path, damaged: InstanceFileError, previous: Header) -> str:
+    """The one warning a fallback to the previous good save gives (a whole load's or the agent's lazy one)."""
+    from hera.instance.atomic import previous_path
+
+    return (
+        f"{path} is damaged ({damaged.message}); using the previous good copy "
+        f"from iteration {previous.iteration} ({previous_path(Path(path))})"
+    )
 
 
 def _named(fd: int) -> Path:
@@ -603,7 +638,4 @@ def load_or_previous(path: Path, *, on_bytes: OnBytes = None) -> tuple[Instance,
         if not previous.exists():
             raise
         instance = load(previous, follow=False, on_bytes=on_bytes)
-        return instance, (
-            f"{path} is damaged ({damaged.message}); using the previous good copy "
-            f"from iteration {instance.header.iteration} ({previous})"
-        )
+        return instance, previous_warning(path, damaged, instance.header)
