@@ -280,7 +280,10 @@ class Driver:
     # -- breakpoints ---------------------------------------------------------------------------------
 
     def probes(self) -> list[Probe]:
-        """The probes every brain on this driver offers: one per area, one per event (``neuron:N`` too)."""
+        """The probes every brain on this driver offers by name: one per area, one per event.
+
+        ``neuron:N`` (any of ``neurons``) is accepted by :meth:`arm` too, but not listed one by one.
+        """
         found = [Probe(f"area:{a.name}", "area", a.size, a.description or f"any neuron of {a.name} spiked")
                  for a in self.areas]
         found += [Probe(name, "event", 1, description) for name, description in self.events]

@@ -16,8 +16,13 @@ byte-clock window, the value whose neurons spiked most (at least
 
 Host API: :class:`LineEncoder` (``feed``, ``schedule``, ``consume``, ``pending``),
 :class:`LineDecoder` (``decode(counts)``, ``push(byte)``, ``lines()``, ``read()``).
-Kernel API (``@ti.func``): ``presented(schedule, t, first_tick, ticks) -> i32`` (the byte on
-iteration ``t``'s tick, or -1), ``input_spike(local, byte, copies) -> bool``, ``output_vote(counts, local, copies)``.
+Kernel API (``@ti.func``): ``presented(schedule, t, first_tick, ticks) -> i32``: the byte on
+iteration ``t``'s tick, or -1; ``schedule`` holds :meth:`LineEncoder.schedule` for the launch and
+``first_tick`` is :meth:`LineEncoder.first_tick` of its first iteration. Size the schedule for the
+ticks one launch can hold (``launch // ticks + 2``): a tick past its end presents nothing, while
+:meth:`LineEncoder.consume` would count it. Which neuron a byte fires and how the output area's
+spikes become a byte is the family's own (abraxas lays bytes out on a sheet); :class:`LineDecoder`
+takes the counts per output neuron however the family gathers them.
 """
 
 # no "from __future__ import annotations": Taichi reads the annotations of its functions as objects
@@ -112,14 +117,3 @@ def presented(schedule: Template, t: ti.i64, first_tick: ti.i64, ticks: ti.i32) 
             byte = schedule[slot]
     return byte
 
-
-@ti.func
-def input_spike(local: ti.i32, byte: ti.i32, copies: ti.i32) -> ti.i32:
-    """Whether input neuron ``local`` (of ``256 * copies``) spikes for ``byte``."""
-    return ti.cast(byte >= 0 and local // copies == byte, ti.i32)
-
-
-@ti.func
-def output_vote(counts: Template, local: ti.i32, copies: ti.i32):
-    """Output neuron ``local`` spiked: one vote for its byte value in this window."""
-    ti.atomic_add(counts[local // copies], 1)

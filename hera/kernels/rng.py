@@ -19,8 +19,11 @@ Kernel API (``@ti.func``, usable inside any family kernel):
 * ``bits(seed_lo, seed_hi, iteration, index, stream) -> u32``
 * ``uniform(bits) -> f32`` in [0, 1) (24 random bits)
 * ``normal_clt(bits) -> f32``: approximately N(0, 1) from four bytes (Irwin-Hall, bounded ±3.45); integer-exact.
-* ``normal(seed_lo, seed_hi, iteration, index, stream) -> f32``: Box-Muller N(0, 1) (uses log/cos, so only
-  bit-exact on the same arch).
+
+There is deliberately no Box-Muller normal: it needs ``log`` and ``cos``,
+whose last bits differ between the CPU's and CUDA's maths libraries, so noise
+drawn with it would break bit-exact resume across devices. ``normal_clt``'s
+bounded tails are what a neuron's noise needs.
 
 Host twins (numpy, vectorised over ``index``): ``mix32_np``, ``bits_np``, ``uniform_np``, ``normal_clt_np``,
 and ``seed_words(seed)`` splitting a 64-bit seed into the two u32 key words.
@@ -75,15 +78,6 @@ def normal_clt(b: ti.u32) -> ti.f32:
     total += ((b >> ti.u32(16)) & ti.u32(255)) + (b >> ti.u32(24))
     # four uniform bytes: mean 510, standard deviation sqrt(4 * (256**2 - 1) / 12) = 147.80138
     return (ti.cast(total, ti.f32) - 510.0) * (1.0 / 147.80138)
-
-
-@ti.func
-def normal(seed_lo: ti.u32, seed_hi: ti.u32, iteration: ti.i64, index: ti.i32, stream: ti.u32) -> ti.f32:
-    """A standard normal by Box-Muller from two draws (streams ``2*stream`` and ``2*stream+1``)."""
-    u1 = uniform(bits(seed_lo, seed_hi, iteration, index, stream * ti.u32(2)))
-    u2 = uniform(bits(seed_lo, seed_hi, iteration, index, stream * ti.u32(2) + ti.u32(1)))
-    r = ti.sqrt(-2.0 * ti.log(1.0 - u1))  # 1 - u1 is in (0, 1]
-    return r * ti.cos(6.2831853 * u2)
 
 
 # -- host twins ---------------------------------------------------------------------------------

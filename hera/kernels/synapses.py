@@ -126,7 +126,7 @@ def push_row(
     for k in range(ptr[i], ptr[i + 1]):
         q = 0
         if ti.static(isinstance(weight, (int, float))):
-            q = ti.static(int(to_fixed_np(np.float32(weight), scale)))
+            q = to_fixed(weight, scale)  # ``scale`` may be a kernel argument: not a compile-time constant
         else:
             q = to_fixed(weight[k], scale)
         if ti.static(isinstance(delay, int)):
