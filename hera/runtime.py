@@ -54,7 +54,7 @@ class Probe:
     """Something a breakpoint can watch: ``area:NAME``, ``neuron:INDEX`` or ``output``."""
 
     name: str
-    kind: str  # "area" | "neuron" | "output"
+    kind: str  # "area" | "neuron" | "event" (a named happening other than a spike, e.g. abraxas' output)
     size: int = 1
     description: str = ""
 

@@ -89,8 +89,9 @@ class Abraxas(Family):
         # eligibility is read from the spike ring), and per neuron potential, threshold,
         # refractory count (4 B each), a spike ring (1 B per slot) and a current ring (4 B per slot).
         state = synapses * 4 + neurons * (12 + 5 * slots)
-        # On the device: the same fields, a breakpoint flag per neuron, and per-launch logs.
-        device = state + neurons + (1 << 20)
+        # On the device: the same fields, per neuron a breakpoint slot (4 B, hera.kernels.driver) and a
+        # byte of the raster's one-slot buffer, and the per-launch logs.
+        device = state + 5 * neurons + (1 << 20)
         return ResourceEstimate(
             neurons=neurons,
             synapses=synapses,

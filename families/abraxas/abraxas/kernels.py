@@ -1,4 +1,4 @@
-"""The Taichi kernels of one abraxas brain: fields, one iteration, and runs of many.
+"""The Taichi kernels of one abraxas brain: its fields and one iteration, which hera's driver runs.
 
 Imported only inside :meth:`abraxas.Abraxas.runtime`, after Taichi is
 initialised. Every kernel is compiled for one brain: the sheet and projection
@@ -33,6 +33,14 @@ each is one parallel task and the phases are separated by barriers):
 
 The current rings hold fixed-point integers, so parallel scatter-adds on a GPU
 sum the same whatever their order: bit-exact resume holds on every arch.
+
+The iteration is handed to :class:`hera.kernels.driver.Driver`, which runs
+it fused (thousands of iterations per launch on a CPU) or as batches of
+launches (a GPU), arms the breakpoints, names the probe that fired and counts
+spikes per sheet. Every phase asks ``live()`` inside its loop (and around the
+serial statements that change state), so a launch the driver queued after a
+breakpoint changes nothing; spikes are reported with ``spiked(i, area)`` and a
+byte produced by the output sheet with ``event(OUTPUT)``.
 """
 
 # no "from __future__ import annotations": Taichi reads the annotations of its functions as objects
@@ -45,17 +53,25 @@ import taichi as ti
 
 from abraxas.structure import BYTE_SIDE, AbraxasParams, Structure
 from hera.kernels import rng
+from hera.kernels.driver import Area, ColumnReader, Driver
+from hera.kernels.io import presented
 from hera.kernels.template import Template
 
 #: Fixed-point scale of the current rings (weights are clipped well below 2**31 / FIXED).
 FIXED = 65536.0
 #: Winner-take-all keys pack the potential's bits above the cell index.
 KEY_SHIFT = 1 << 24
+#: The driver's event number of "the output sheet produced a byte" (the probe ``output``).
+OUTPUT = 0
+
 
 class Engine:
     """Fields and compiled kernels for one brain; the runtime drives it."""
 
-    def __init__(self, structure: Structure, params: AbraxasParams, seed: int, *, launch_iterations: int) -> None:
+    def __init__(
+        self, structure: Structure, params: AbraxasParams, seed: int, *, launch_iterations: int, fused: bool
+    ) -> None:
+        """``fused``: one launch runs many iterations (CPUs); else one launch per iteration (GPUs)."""
         self.structure = structure
         s, p = structure, params
         n, slots = s.neurons, s.ring_slots
@@ -77,16 +93,18 @@ class Engine:
         self.log_predicted = ti.field(ti.i32, self.clock_capacity)
         self.log_actual = ti.field(ti.i32, self.clock_capacity)
         self.log_count = ti.field(ti.i32, ())
-        # Breakpoints: which neurons and areas are watched, and whether one fired.
-        areas = len(s.areas)
-        self.watch_neuron = ti.field(ti.u8, n)
-        self.watch_area = ti.field(ti.i32, areas)
-        self.watch_output = ti.field(ti.i32, ())
-        self.hit = ti.field(ti.i32, ())
-        self.ran = ti.field(ti.i32, ())
-        self.area_spikes = ti.field(ti.i64, areas)
         self.winner_key = ti.field(ti.i64, ())
         self.rng_key.from_numpy(np.array(rng.seed_words(seed), np.uint32))
+        # Launches, breakpoints, "which probe fired" and spikes per sheet: the driver's.
+        self.driver = Driver(
+            fused=fused,
+            neurons=n,
+            areas=[Area(a.name, a.offset, a.size, f"any neuron of sheet {a.name} ({a.width}×{a.height}) spiked")
+                   for a in s.areas],
+            events=[("output", "the output sheet produced a byte")],
+        )
+        #: The shell's raster reads one slot of the spike ring, not the ring.
+        self.spike_column = ColumnReader(self.spikes)
         self._compile(s, p)
 
     # The kernels are closures over this brain's constants, so Taichi bakes them in.
@@ -117,8 +135,9 @@ class Engine:
         spikes, current, key = self.spikes, self.current, self.rng_key
         schedule, log_n = self.schedule, self.log_count
         log_it, log_pred, log_act = self.log_iteration, self.log_predicted, self.log_actual
-        watch_neuron, watch_area, watch_output = self.watch_neuron, self.watch_area, self.watch_output
-        hit, ran, area_spikes, winner_key = self.hit, self.ran, self.area_spikes, self.winner_key
+        winner_key = self.winner_key
+        driver = self.driver
+        live, spiked, event = driver.live, driver.spiked, driver.event
 
         @ti.func
         def area_of(i: ti.i32) -> ti.i32:
@@ -130,11 +149,8 @@ class Engine:
 
         @ti.func
         def fired(i: ti.i32):
-            """Book-keeping for a spike of neuron i: stats and breakpoints."""
-            a = area_of(i)
-            ti.atomic_add(area_spikes[a], 1)
-            if watch_neuron[i] != 0 or watch_area[a] != 0:
-                hit[None] = 1
+            """Neuron i spiked: the driver counts it per sheet and stops the run if it is watched."""
+            spiked(i, area_of(i))
 
         @ti.func
         def pre_of(g: Template, post_local: ti.i32, fx: ti.i32, fy: ti.i32) -> ti.i32:
@@ -152,39 +168,40 @@ class Engine:
             slot = ti.cast(t % slots, ti.i32)
             clock = t % ticks == 0
             for i in range(n):
-                arriving = ti.cast(current[i, slot], ti.f32) * (1.0 / FIXED)
-                current[i, slot] = 0
-                spike = 0
-                if i < hidden_start:
-                    if byte >= 0 and i == byte % BYTE_SIDE + (byte // BYTE_SIDE) * inp.width:
-                        spike = 1
-                else:
-                    noise = sigma * rng.normal_clt(rng.bits(key[0], key[1], t, i, ti.u32(0)))
-                    x = potential[i] * leak + arriving + noise
-                    if i < output_start:
-                        extra = thresh[i] * adaptation_decay
-                        if refr[i] > 0:
-                            refr[i] -= 1
-                            x = 0.0
-                        elif x >= threshold + extra:
+                if live():
+                    arriving = ti.cast(current[i, slot], ti.f32) * (1.0 / FIXED)
+                    current[i, slot] = 0
+                    spike = 0
+                    if i < hidden_start:
+                        if byte >= 0 and i == byte % BYTE_SIDE + (byte // BYTE_SIDE) * inp.width:
                             spike = 1
-                            x = 0.0
-                            refr[i] = refractory
-                            extra += adaptation
-                        thresh[i] = extra
-                    elif clock and x >= threshold:
-                        # Positive floats order like their bits; the lower cell wins a tie.
-                        bits = ti.cast(ti.bit_cast(x, ti.i32), ti.i64)
-                        ti.atomic_max(winner_key[None], bits * KEY_SHIFT + (KEY_SHIFT - 1 - (i - output_start)))
-                    potential[i] = x
-                spikes[i, slot] = ti.cast(spike, ti.u8)
-                if spike:
-                    fired(i)
+                    else:
+                        noise = sigma * rng.normal_clt(rng.bits(key[0], key[1], t, i, ti.u32(0)))
+                        x = potential[i] * leak + arriving + noise
+                        if i < output_start:
+                            extra = thresh[i] * adaptation_decay
+                            if refr[i] > 0:
+                                refr[i] -= 1
+                                x = 0.0
+                            elif x >= threshold + extra:
+                                spike = 1
+                                x = 0.0
+                                refr[i] = refractory
+                                extra += adaptation
+                            thresh[i] = extra
+                        elif clock and x >= threshold:
+                            # Positive floats order like their bits; the lower cell wins a tie.
+                            bits = ti.cast(ti.bit_cast(x, ti.i32), ti.i64)
+                            ti.atomic_max(winner_key[None], bits * KEY_SHIFT + (KEY_SHIFT - 1 - (i - output_start)))
+                        potential[i] = x
+                    spikes[i, slot] = ti.cast(spike, ti.u8)
+                    if spike:
+                        fired(i)
 
         @ti.func
         def decide(t: ti.i64, byte: ti.i32):
             slot = ti.cast(t % slots, ti.i32)
-            if t % ticks == 0:
+            if live() and t % ticks == 0:
                 predicted = -1
                 best = winner_key[None]
                 if best >= 0:
@@ -194,8 +211,7 @@ class Engine:
                     cx, cy = cell % out.width, cell // out.width
                     if cx < BYTE_SIDE and cy < BYTE_SIDE:
                         predicted = cy * BYTE_SIDE + cx
-                        if watch_output[None] != 0:
-                            hit[None] = 1
+                        event(OUTPUT)
                 if predicted >= 0 or byte >= 0:
                     k = log_n[None]
                     log_it[k] = t
@@ -210,109 +226,87 @@ class Engine:
             if byte >= 0:
                 true_cell = byte % BYTE_SIDE + (byte // BYTE_SIDE) * out.width
             for cell in range(out.size):
-                i = output_start + cell
-                x = potential[i]
-                if t % ticks == 0:
-                    delta = 0.0
-                    if true_cell >= 0:
-                        if cell == true_cell:
-                            if x < threshold + margin:
-                                delta = rate
-                        elif x > threshold - margin:
-                            delta = -rate
-                    if delta != 0.0:
-                        for q in ti.static(onto_output):
-                            g = ti.static(geo[q])
-                            for fy, fx, k in ti.ndrange(g[7], g[6], g[8]):
-                                pre = pre_of(g, cell, fx, fy)
-                                back = ti.cast((t - (k + 1) * g[9]) % slots, ti.i32)
-                                if spikes[pre, back] != 0:
-                                    w = weights[q][cell, fy, fx, k] + delta
-                                    weights[q][cell, fy, fx, k] = ti.min(ti.max(w, -limit), limit)
-                    if spikes[i, slot] != 0:
-                        potential[i] = 0.0  # the winner resets, after the rule has read its potential
+                if live():
+                    i = output_start + cell
+                    x = potential[i]
+                    if t % ticks == 0:
+                        delta = 0.0
+                        if true_cell >= 0:
+                            if cell == true_cell:
+                                if x < threshold + margin:
+                                    delta = rate
+                            elif x > threshold - margin:
+                                delta = -rate
+                        if delta != 0.0:
+                            for q in ti.static(onto_output):
+                                g = ti.static(geo[q])
+                                for fy, fx, k in ti.ndrange(g[7], g[6], g[8]):
+                                    pre = pre_of(g, cell, fx, fy)
+                                    back = ti.cast((t - (k + 1) * g[9]) % slots, ti.i32)
+                                    if spikes[pre, back] != 0:
+                                        w = weights[q][cell, fy, fx, k] + delta
+                                        weights[q][cell, fy, fx, k] = ti.min(ti.max(w, -limit), limit)
+                        if spikes[i, slot] != 0:
+                            potential[i] = 0.0  # the winner resets, after the rule has read its potential
 
         @ti.func
         def learn_hidden(t: ti.i64):
             slot = ti.cast(t % slots, ti.i32)
             for i in range(hidden_start, output_start):
-                if spikes[i, slot] != 0:
-                    for q in ti.static(onto_hidden):
-                        g = ti.static(geo[q])
-                        if g[3] <= i < g[3] + g[4] * g[5]:
-                            cell = i - g[3]
-                            for fy, fx, k in ti.ndrange(g[7], g[6], g[8]):
-                                pre = pre_of(g, cell, fx, fy)
-                                back = ti.cast((t - (k + 1) * g[9]) % slots, ti.i32)
-                                arrived = ti.cast(spikes[pre, back], ti.f32)
-                                w = weights[q][cell, fy, fx, k]
-                                weights[q][cell, fy, fx, k] = w + hidden_rate * (arrived - w)
+                if live():
+                    if spikes[i, slot] != 0:
+                        for q in ti.static(onto_hidden):
+                            g = ti.static(geo[q])
+                            if g[3] <= i < g[3] + g[4] * g[5]:
+                                cell = i - g[3]
+                                for fy, fx, k in ti.ndrange(g[7], g[6], g[8]):
+                                    pre = pre_of(g, cell, fx, fy)
+                                    back = ti.cast((t - (k + 1) * g[9]) % slots, ti.i32)
+                                    arrived = ti.cast(spikes[pre, back], ti.f32)
+                                    w = weights[q][cell, fy, fx, k]
+                                    weights[q][cell, fy, fx, k] = w + hidden_rate * (arrived - w)
 
         @ti.func
         def push(t: ti.i64):
             slot = ti.cast(t % slots, ti.i32)
             for j in range(output_start):
-                if spikes[j, slot] != 0:
-                    for q in ti.static(range(nproj)):
-                        g = ti.static(geo[q])
-                        if g[0] <= j < g[0] + g[1] * g[2]:
-                            local = j - g[0]
-                            ax, ay = local % g[1], local // g[1]
-                            for fy, fx in ti.ndrange(g[7], g[6]):
-                                # centres whose field puts this cell at (fx, fy), then the posts with that centre
-                                cy = (ay + g[7] // 2 - fy + g[2]) % g[2]
-                                cx = (ax + g[6] // 2 - fx + g[1]) % g[1]
-                                py0 = (cy * g[5] + g[2] - 1) // g[2]
-                                py1 = ((cy + 1) * g[5] + g[2] - 1) // g[2]
-                                px0 = (cx * g[4] + g[1] - 1) // g[1]
-                                px1 = ((cx + 1) * g[4] + g[1] - 1) // g[1]
-                                for py, px in ti.ndrange((py0, py1), (px0, px1)):
-                                    post = py * g[4] + px
-                                    for k in ti.static(range(g[8])):
-                                        w = weights[q][post, fy, fx, k]
-                                        if w != 0.0:
-                                            at = ti.cast((t + (k + 1) * g[9]) % slots, ti.i32)
-                                            amount = ti.cast(ti.round(w * FIXED), ti.i32)
-                                            ti.atomic_add(current[g[3] + post, at], amount)
-
-        @ti.func
-        def byte_at(t: ti.i64, first_clock: ti.i64) -> ti.i32:
-            byte = -1
-            if t % ticks == 0:
-                byte = schedule[ti.cast(t // ticks - first_clock, ti.i32)]
-            return byte
+                if live():
+                    if spikes[j, slot] != 0:
+                        for q in ti.static(range(nproj)):
+                            g = ti.static(geo[q])
+                            if g[0] <= j < g[0] + g[1] * g[2]:
+                                local = j - g[0]
+                                ax, ay = local % g[1], local // g[1]
+                                for fy, fx in ti.ndrange(g[7], g[6]):
+                                    # centres whose field puts this cell at (fx, fy), then the posts with that centre
+                                    cy = (ay + g[7] // 2 - fy + g[2]) % g[2]
+                                    cx = (ax + g[6] // 2 - fx + g[1]) % g[1]
+                                    py0 = (cy * g[5] + g[2] - 1) // g[2]
+                                    py1 = ((cy + 1) * g[5] + g[2] - 1) // g[2]
+                                    px0 = (cx * g[4] + g[1] - 1) // g[1]
+                                    px1 = ((cx + 1) * g[4] + g[1] - 1) // g[1]
+                                    for py, px in ti.ndrange((py0, py1), (px0, px1)):
+                                        post = py * g[4] + px
+                                        for k in ti.static(range(g[8])):
+                                            w = weights[q][post, fy, fx, k]
+                                            if w != 0.0:
+                                                at = ti.cast((t + (k + 1) * g[9]) % slots, ti.i32)
+                                                amount = ti.cast(ti.round(w * FIXED), ti.i32)
+                                                ti.atomic_add(current[g[3] + post, at], amount)
 
         @ti.func
         def iterate(t: ti.i64, first_clock: ti.i64):
-            byte = byte_at(t, first_clock)
-            winner_key[None] = -1
+            """One iteration; ``first_clock`` is the byte-clock tick ``schedule[0]`` presents."""
+            byte = presented(schedule, t, first_clock, ticks)
+            if live():
+                winner_key[None] = -1
             integrate(t, byte)
             decide(t, byte)
             learn_output(t, byte)
             learn_hidden(t)
             push(t)
 
-        @ti.kernel
-        def run_fused(count: ti.i32, start: ti.i64, first_clock: ti.i64):
-            """Up to ``count`` iterations in one launch, on one thread, stopping after a breakpoint's."""
-            ran[None] = 0
-            ti.loop_config(serialize=True)
-            for s_ in range(count):
-                iterate(start + s_, first_clock)
-                ran[None] = s_ + 1
-                if hit[None] != 0:
-                    break
-
-        @ti.kernel
-        def run_once(t: ti.i64, first_clock: ti.i64):
-            """One iteration, each phase a parallel task (GPUs); the host checks ``hit`` between launches.
-
-            The phases' loops stay top-level once ``iterate`` is inlined, so each is a parallel task here.
-            """
-            iterate(t, first_clock)
-
-        self.run_fused = run_fused
-        self.run_once = run_once
+        driver.compile(iterate)
 
     # -- state in and out --------------------------------------------------------------------------
 
@@ -322,8 +316,7 @@ class Engine:
             field.from_numpy(np.ascontiguousarray(arrays[f"weights.{proj.name}"], dtype=np.float32))
         # Zero everything explicitly: a field can reuse memory a collected brain freed, and
         # Taichi does not promise it is cleared.
-        for field in (self.potential, self.threshold, self.refractory, self.spikes, self.current,
-                      self.watch_neuron, self.watch_area, self.area_spikes, self.schedule):
+        for field in (self.potential, self.threshold, self.refractory, self.spikes, self.current, self.schedule):
             field.fill(0)
         if dynamic:  # the header decides, never the arrays: see Structure.check_arrays
             self.potential.from_numpy(arrays["state.potential"])

@@ -27,7 +27,6 @@ import numpy as np
 
 from abraxas.kernels import Engine
 from abraxas.structure import PENDING, AbraxasParams, Structure
-from hera.errors import HeraError
 from hera.kernels import is_cpu
 from hera.runtime import IOContract, Probe, Runtime, StepResult
 
@@ -54,57 +53,23 @@ class AbraxasRuntime(Runtime):
         self.structure = Structure(params)
         self.structure.check_arrays(arrays, dynamic)  # before any device memory is touched
         self.fused = is_cpu(arch)  # fuse thousands of iterations per launch on a CPU; a GPU wants parallel phases
-        self.engine = Engine(self.structure, params, seed, launch_iterations=LAUNCH_ITERATIONS)
+        self.engine = Engine(self.structure, params, seed, launch_iterations=LAUNCH_ITERATIONS, fused=self.fused)
         self.engine.load(arrays, dynamic)
         self.iteration = int(arrays["state.iteration"][0]) if dynamic else 0
         self.pending = bytearray(arrays[PENDING].tobytes() if dynamic else b"")
         self.records: list[np.ndarray] = []
         self.decisions: list[np.ndarray] = []
         self.last_spikes: dict[str, int] = {}
-        self._watching: tuple[str, ...] | None = None
 
     # -- the Runtime contract --------------------------------------------------------------------
 
     def probes(self) -> list[Probe]:
-        found = [
-            Probe(f"area:{a.name}", "area", a.size, f"any neuron of sheet {a.name} ({a.width}×{a.height}) spiked")
-            for a in self.structure.areas
-        ]
-        found.append(Probe("output", "output", 1, "the output sheet produced a byte"))
-        return found
-
-    def _watch(self, stop_on: Sequence[str]) -> None:
-        """Arm the breakpoint fields (only when the set changes: each field write costs a launch)."""
-        key = tuple(sorted(stop_on))
-        if key == self._watching:
-            return
-        engine, structure = self.engine, self.structure
-        areas = np.zeros(len(structure.areas), np.int32)
-        neurons = np.zeros(structure.neurons, np.uint8)
-        output = 0
-        names = [a.name for a in structure.areas]
-        for probe in key:
-            kind, _, arg = probe.partition(":")
-            if probe == "output":
-                output = 1
-            elif kind == "area" and arg in names:
-                areas[names.index(arg)] = 1
-            elif kind == "neuron" and arg.isdigit() and int(arg) < structure.neurons:
-                neurons[int(arg)] = 1
-            else:
-                raise HeraError(
-                    f"no probe {probe!r} in this brain",
-                    hint=f"probes: output, neuron:0..{structure.neurons - 1}, " + ", ".join(f"area:{n}" for n in names),
-                )
-        engine.watch_area.from_numpy(areas)
-        engine.watch_neuron.from_numpy(neurons)
-        engine.watch_output[None] = output
-        self._watching = key
+        """One probe per sheet (``area:NAME``) and ``output``; ``neuron:N`` is accepted too."""
+        return self.engine.driver.probes()
 
     def step(self, n: int, stop_on: Sequence[str] = ()) -> StepResult:
-        self._watch(stop_on)
-        engine, ticks = self.engine, self.params.ticks_per_byte
-        engine.area_spikes.fill(0)
+        driver, engine, ticks = self.engine.driver, self.engine, self.params.ticks_per_byte
+        driver.arm(stop_on)  # an unknown probe is refused here, before anything runs
         start, stopped = self.iteration, None
         while self.iteration - start < n:
             count = min(n - (self.iteration - start), LAUNCH_ITERATIONS)
@@ -115,26 +80,16 @@ class AbraxasRuntime(Runtime):
             schedule[:fed] = np.frombuffer(bytes(self.pending[:fed]), np.uint8)
             engine.schedule.from_numpy(schedule)
             engine.log_count[None] = 0
-            engine.hit[None] = 0
-            if self.fused:
-                engine.run_fused(count, self.iteration, first_clock)
-                ran = int(engine.ran[None])
-            else:
-                ran = 0
-                while ran < count:
-                    engine.run_once(self.iteration + ran, first_clock)
-                    ran += 1
-                    if stop_on and engine.hit[None]:
-                        break
+            outcome = driver.run(count, self.iteration, first_clock, fresh=self.iteration == start)
+            ran = outcome.iterations
             consumed = max(0, (self.iteration + ran - 1) // ticks - first_clock + 1) if ran else 0
             del self.pending[: min(consumed, fed)]
             self.iteration += ran
             self._collect()
-            if engine.hit[None]:
-                stopped = self._which(stop_on)
+            if outcome.hit:
+                stopped = driver.which(stop_on)
                 break
-        names = [area.name for area in self.structure.areas]
-        self.last_spikes = dict(zip(names, engine.area_spikes.to_numpy().tolist(), strict=True))
+        self.last_spikes = driver.area_counts()
         return StepResult(iterations=self.iteration - start, iteration=self.iteration, stopped_on=stopped)
 
     def _collect(self) -> None:
@@ -154,24 +109,6 @@ class AbraxasRuntime(Runtime):
         self.decisions.append(log)
         while len(self.decisions) > 1 and sum(len(d) for d in self.decisions) > DECISION_LIMIT:
             self.decisions.pop(0)
-
-    def _which(self, stop_on: Sequence[str]) -> str:
-        """Name the probe that stopped the run (the first listed that fired on the last iteration)."""
-        slot = (self.iteration - 1) % self.structure.ring_slots
-        fired = self.engine.spikes.to_numpy()[:, slot]
-        last = self.decisions[-1] if self.decisions else None
-        for probe in stop_on:
-            kind, _, arg = probe.partition(":")
-            if probe == "output":
-                if last is not None and last[-1, 0] == self.iteration - 1 and last[-1, 1] >= 0:
-                    return probe
-            elif kind == "area":
-                area = self.structure.area(arg)
-                if fired[area.offset : area.offset + area.size].any():
-                    return probe
-            elif kind == "neuron" and fired[int(arg)]:
-                return probe
-        return stop_on[0]
 
     def export_state(self) -> dict[str, np.ndarray]:
         arrays = self.engine.export()
@@ -214,11 +151,11 @@ class AbraxasRuntime(Runtime):
         return log
 
     def spikes(self) -> list[int]:
-        """Neurons that spiked in the last iteration (for the shell's raster)."""
+        """Neurons that spiked in the last iteration (the shell's raster): one slot of the ring is read, not the ring."""
         if self.iteration == 0:
             return []
         slot = (self.iteration - 1) % self.structure.ring_slots
-        return np.flatnonzero(self.engine.spikes.to_numpy()[:, slot]).tolist()
+        return np.flatnonzero(self.engine.spike_column.read(slot)).tolist()
 
     def stats(self) -> dict[str, Any]:
         return {"spikes": self.last_spikes, "pending_input": len(self.pending)}

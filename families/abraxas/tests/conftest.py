@@ -1,7 +1,16 @@
-"""Shared set-up for abraxas's tests: Taichi on the CPU, once per process, and brains from layouts."""
+"""Shared set-up for abraxas's tests: Taichi on the CPU, once per process, brains from layouts, and one run to compare.
+
+:func:`fingerprint` runs the same fed stream with breakpoints of every kind
+on a brain and sums up everything it produced (each exported array's hash,
+the decision log's, where each step stopped): what the fused and the
+per-iteration path, one thread and two, a CPU and a GPU must all agree on.
+Child processes (another arch or thread count: Taichi is started once per
+process) import it from here and print it as JSON.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid as uuidlib
@@ -17,7 +26,7 @@ from hera.instance import Header
 HERE = Path(__file__).parent
 
 
-def init_taichi() -> None:
+def init_taichi(arch: str = "cpu", threads: int = 1) -> None:
     """hera.kernels.init where it exists (the one place hera initialises Taichi), else ti.init on one CPU thread."""
     try:
         from hera.kernels import init  # type: ignore[attr-defined]
@@ -25,9 +34,9 @@ def init_taichi() -> None:
         import taichi as ti
 
         cache = os.environ.get("ABRAXAS_TEST_TICACHE", str(Path.home() / ".cache" / "hera-tests" / "ticache"))
-        ti.init(arch=ti.cpu, cpu_max_num_threads=1, offline_cache_file_path=cache, log_level=ti.WARN)
+        ti.init(arch=getattr(ti, arch), cpu_max_num_threads=threads, offline_cache_file_path=cache, log_level=ti.WARN)
     else:
-        init("cpu", threads=1)
+        init(arch, threads=threads)
 
 
 def header_for(params: AbraxasParams, seed: int = 7, layout: str = "example") -> Header:
@@ -58,3 +67,31 @@ def brain(taichi: None) -> Callable[..., Any]:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def fingerprint(rt: Any, iterations: int = 3000) -> dict[str, Any]:
+    """Feed the repeated sentence, run ``iterations`` in steps that stop on every kind of probe; sum it all up.
+
+    Steps of 1000 (none armed), then up to 500 each stopping on ``area:output``,
+    ``output``, the input neuron of the sentence's third byte, ``area:hidden0``
+    or ``output`` (both armed), then the rest with nothing armed.
+    """
+    from abraxas.streams import SENTENCE, repeated
+
+    rt.feed(repeated(SENTENCE, iterations // rt.params.ticks_per_byte + 2))
+    third_byte = rt.structure.area("input").byte_cell(SENTENCE[2])
+    stops = []
+    start = rt.iteration
+    for n, probes in [(1000, []), (500, ["area:output"]), (500, ["output"]), (500, [f"neuron:{third_byte}"]),
+                      (500, ["area:hidden0", "output"])]:
+        result = rt.step(n, probes)
+        stops.append([result.iteration, result.stopped_on, rt.stats()["spikes"]])
+    rt.step(iterations - (rt.iteration - start))
+    state = rt.export_state()
+    return {
+        "iteration": rt.iteration,
+        "stops": stops,
+        "arrays": {name: hashlib.sha256(array.tobytes()).hexdigest() for name, array in sorted(state.items())},
+        "decisions": hashlib.sha256(rt.take_decisions().tobytes()).hexdigest(),
+        "raster": rt.spikes(),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -65,3 +66,24 @@ def test_step_stops_exactly_after_the_iteration_each_kind_of_probe_fired(brain: 
 def test_an_unknown_probe_is_refused_with_the_valid_ones(brain: Callable[..., Any]) -> None:
     with pytest.raises(HeraError, match="area:hidden0"):
         brain().step(10, ["area:cortex"])
+
+
+def test_naming_the_probe_and_drawing_the_raster_read_one_ring_slot_not_the_ring(brain: Callable[..., Any]) -> None:
+    """The spike ring of a large brain is hundreds of MB: neither "which probe fired" nor ``spikes()`` may copy it."""
+    rt = brain(overrides={"axon_length": 64})  # a ring (≈ 100 kB here) far larger than everything else a step reads
+    ring = rt.structure.neurons * rt.structure.ring_slots
+    rt.feed(SENTENCE)
+    rt.step(50, ["area:output"])
+    rt.spikes()  # compiled now, so only what the calls below copy is measured
+    tracemalloc.start()
+    try:
+        result = rt.step(HORIZON, ["area:output"])
+        stepping = tracemalloc.get_traced_memory()[1]
+        kept = tracemalloc.get_traced_memory()[0]  # the decisions and records the step left for the caller
+        tracemalloc.reset_peak()
+        raster = rt.spikes()
+        drawing = tracemalloc.get_traced_memory()[1] - kept
+    finally:
+        tracemalloc.stop()
+    assert result.stopped_on == "area:output" and raster
+    assert stepping < ring // 2 and drawing < ring // 4, (stepping, drawing, ring)
