@@ -3,16 +3,25 @@
 Computed from the header and the family's estimate alone (no arrays, no
 Taichi), so ``up`` refuses an impossible agent before any kernel starts and
 ``--simulate`` can show the whole plan touching no device.
+
+On a GPU the agent needs its Taichi CUDA pool (the estimate plus headroom,
+:func:`hera.devices.pool_bytes`) and its CUDA context. Several agents share a
+GPU by this accounting: NVML's free memory no longer holds the pools of the
+agents running there (Taichi allocates its pool whole when it starts), and
+:func:`sharing` counts the pools of those that are up but have not started
+Taichi yet, so two ``up`` at once cannot both count the same free memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
-from hera.devices import Device, fits
+from hera.devices import Device, fits, need_bytes, pool_bytes
 from hera.errors import HeraError
 from hera.family import Family, Params, ResourceEstimate
 from hera.instance import Header
@@ -28,16 +37,26 @@ class Plan:
     cache_bytes: int
     others: list[str] = field(default_factory=list)  # other up agents on the same device
     fits: bool | None = None
+    #: Device memory that agents up on the same GPU will take but NVML does not count yet (see :func:`sharing`).
+    pending_bytes: int = 0
     alternatives: list[str] = field(default_factory=list)
 
     def report(self) -> list[str]:
         need_dev = human_bytes(self.estimate.device_bytes)
+        if self.device.kind == "cuda":
+            need_dev = (
+                f"{human_bytes(need_bytes(self.estimate, self.device))} on the GPU (a Taichi pool of "
+                f"{human_bytes(pool_bytes(self.estimate))} for {need_dev} of state, and the CUDA context)"
+            )
+        else:
+            need_dev += " on the device"
+        pending = f", {human_bytes(self.pending_bytes)} of it promised to agents still starting" if self.pending_bytes else ""
         lines = [
             f"agent     {self.header.callsign} {self.header.uuid} ({self.header.family.name}/{self.header.layout})",
             f"device    {self.device.id} ({self.device.name})",
             f"brain     {self.estimate.neurons:,} neurons, {self.estimate.synapses:,} synapses, iteration {self.header.iteration}",
-            f"needs     {need_dev} on the device, {human_bytes(self.estimate.host_bytes)} host memory",
-            f"free      {human_bytes(self.device.free_bytes)} on {self.device.id}"
+            f"needs     {need_dev}, {human_bytes(self.estimate.host_bytes)} host memory",
+            f"free      {human_bytes(self.device.free_bytes)} on {self.device.id}{pending}"
             + (f" (with {len(self.others)} other agent(s) up there: {', '.join(self.others)})" if self.others else ""),
             f"loads     {human_bytes(self.cache_bytes)} from the cache"
             + ("" if self.header.dynamic else " (fresh: no dynamic state, starts at iteration 0)"),
@@ -82,16 +101,71 @@ def make(
     others: list[str],
     host: Device | None,
     source: Path | str | None = None,
+    pending_bytes: int = 0,
 ) -> Plan:
     params = validated_params(header, family, source)
     estimate = family.estimate(params)
-    plan = Plan(header, device, estimate, cache_bytes, others)
-    plan.fits = fits(estimate, device, host)
+    plan = Plan(header, device, estimate, cache_bytes, others, pending_bytes=pending_bytes)
+    plan.fits = fits(estimate, device, host, pending_bytes)
     if plan.fits is False:
         for name in family.layouts:
             try:
-                if fits(family.estimate(family.resolve(name)), device, host):
+                if fits(family.estimate(family.resolve(name)), device, host, pending_bytes):
                     plan.alternatives.append(f"{family.name}/{name}")
             except Exception:  # a layout that does not resolve is simply not suggested
                 continue
     return plan
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """The other agents up on a device, and the GPU memory those still starting will take."""
+
+    names: list[str]
+    pending_bytes: int = 0
+
+
+#: The phases of a coming-up agent before its Taichi pool exists (``init`` is Taichi starting).
+_BEFORE_POOL = (None, "read", "init")
+
+
+def sharing(installed: Iterable[tuple[Any, Any]], uuid: str, device: Device, workdir: Path) -> Sharing:
+    """Who else is up on ``device`` (their status says where they run; else their header), and what they still take.
+
+    ``installed``: (store, agent) pairs as :func:`hera.commands.target.installed`
+    lists them. An agent counts as pending while its status is missing, an
+    earlier run's, or still before Taichi's start; its pool is then reckoned
+    from its family's estimate (an agent whose family cannot say is not counted).
+    """
+    from hera.cache.paths import RuntimeFiles
+    from hera.manager.files import LiveStatus
+
+    names: list[str] = []
+    pending = 0
+    for store, agent in installed:
+        if agent.uuid == uuid or agent.header is None:
+            continue
+        live = store.liveness(agent.uuid)
+        if not live.up:
+            continue
+        status = LiveStatus.read(RuntimeFiles(store.runtime_dir, agent.uuid).status) if store.runtime_dir else None
+        current = status is not None and status.pid == live.pid
+        where = status.device if status is not None and current else agent.header.device
+        if where != device.id:
+            continue
+        names.append(agent.callsign)
+        starting = not current or (status is not None and status.state == "loading" and status.phase in _BEFORE_POOL)
+        if device.kind == "cuda" and starting:
+            pending += _pool_of(agent.header, workdir)
+    return Sharing(names, pending)
+
+
+def _pool_of(header: Header, workdir: Path) -> int:
+    """The Taichi pool (and CUDA context) an agent on a GPU will take; 0 where its family cannot say."""
+    from hera.family import get
+
+    try:
+        family = get(header.family.name, workdir)
+        return need_bytes(family.estimate(family.params_model.model_validate(header.params)), Device(id="cuda", kind="cuda", name=""))
+    except Exception:  # a family gone or changed: that agent's own up answered for it
+        return 0

@@ -106,6 +106,14 @@ def _arch(device: str) -> str:
     return "cuda" if device.startswith("cuda") else "cpu"
 
 
+def _pool(family: Family, header: Header) -> int:
+    """The Taichi CUDA pool this brain asks for: its family's device estimate plus headroom (see hera.devices)."""
+    from hera.devices import pool_bytes
+    from hera.plan import validated_params
+
+    return pool_bytes(family.estimate(validated_params(header, family)))
+
+
 #: Descriptors an agent asks for (its soft limit, up to the hard one): far above what its
 #: connection caps let a flood take, so its own files (logs, saves, Taichi's) always open.
 NOFILE_WANTED = 4096
@@ -205,8 +213,8 @@ def _load(
         opened, warning = open_brain(launch.cache_path)
     try:
         read = time.perf_counter()
-        with status_file.phase("init"):
-            init(arch)
+        with status_file.phase("init"):  # on a GPU, Taichi's pool sized from the family's estimate
+            init(arch, device_memory_bytes=_pool(family, opened.header) if arch == "cuda" else None, device=launch.device)
         initialised = time.perf_counter()
         while True:
             try:

@@ -12,15 +12,18 @@ examples:
   hera devices
   hera devices --probe --json
 
-Lists the CPU and every GPU the NVIDIA driver reports, with memory and which
-Taichi backends can run there. GPUs are found through the driver's tools;
---probe also starts Taichi on each backend in a throwaway process to confirm
-it (slower, never in this process: a failed GPU probe can crash)."""
+Lists the CPU and every GPU the NVIDIA driver's NVML library reports, numbered
+as nvidia-smi numbers them (PCI bus order): that number is the N of
+--device cuda:N. For each GPU: memory, driver and CUDA versions, UUID and PCI
+bus id. --probe also starts Taichi in a throwaway process per device, a GPU's
+seeing that GPU alone, and runs one kernel there; a device Taichi cannot start
+on is shown unusable with Taichi's reason (slower; never in this process, as
+a failed GPU start can crash it)."""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("devices", help=HELP, description=HELP + ".", epilog=EXAMPLE)
-    parser.add_argument("--probe", action="store_true", help="confirm each backend by starting Taichi in a subprocess")
+    parser.add_argument("--probe", action="store_true", help="start Taichi on each device in a throwaway process; say why where it cannot")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     return parser
 
@@ -30,14 +33,17 @@ def run(ctx: Any) -> int:
     from hera.table import emit, human_bytes
 
     ctx.settings()  # broken settings are one line here as everywhere ('hera info' shows them in full)
-    found = devices.all_devices()
+    found, why_none = devices.discover()
+    found = [devices.cpu(), *found]
     if ctx.args.probe:
         for device in found:
-            confirmed = [b for b in device.backends if devices.probe_taichi(b)]
-            if confirmed != device.backends:
-                device.note = f"taichi could not start: {', '.join(set(device.backends) - set(confirmed))}"
-            device.backends = confirmed
-            device.usable = bool(confirmed)
+            if not device.usable:
+                continue  # NVML could not read it: that reason stands
+            env = devices.child_env(device.id) if device.kind == "cuda" else None
+            backend = "cuda" if device.kind == "cuda" else "cpu"
+            ok, reason = devices.probe_taichi(backend, env)
+            if not ok:
+                device.usable, device.backends, device.note = False, [], f"Taichi cannot start here: {reason}"
     rows = [d.model_dump() for d in found]
     if ctx.args.json:
         emit(ctx.out, rows, [], True)
@@ -59,9 +65,13 @@ def run(ctx: Any) -> int:
         ("memory_bytes", "MEMORY"),
         ("free_bytes", "FREE"),
         ("driver", "DRIVER"),
+        ("cuda_driver", "CUDA"),
+        ("pci_bus_id", "PCI BUS"),
         ("backends", "TAICHI BACKENDS"),
         ("usable", "USABLE"),
         ("note", "NOTE"),
     ]
     emit(ctx.out, shown, columns, False)
+    if len(found) == 1:
+        ctx.out.write(why_none + "\n")
     return 0

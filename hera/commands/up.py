@@ -79,6 +79,9 @@ def run(ctx: Any) -> int:
     if (args.json or args.quiet) and not args.daemon and ctx.shell is None:
         raise UsageError("--json and -q go with --daemon", hint="in the foreground, --silent prints nothing")
     runtime_dir(target.locations(ctx).runtime_dir)  # before anything is installed, or believed from it
+    from hera import devices
+
+    devices.find(ctx.settings().device)  # a device this host lacks: one line, and the cache never touched
     store, agent, fresh = _select_or_install(ctx)
     try:
         started = _start(ctx, store, agent)
@@ -138,12 +141,10 @@ def _start(ctx: Any, store: Any, agent: Any) -> _Up | int:
     found = devices.all_devices()
     device = devices.find(settings.device, found)
     host = found[0] if device.kind != "cpu" else None
-    others = [
-        f"{a.callsign}"
-        for s, a in target.installed(ctx)
-        if a.uuid != agent.uuid and a.header is not None and s.liveness(a.uuid).up and a.header.device == device.id
-    ]
-    plan = plans.make(header, family, device, agent.size() or 0, others, host, source=agent.path)
+    others = plans.sharing(target.installed(ctx), agent.uuid, device, ctx.workdir)
+    plan = plans.make(
+        header, family, device, agent.size() or 0, others.names, host, source=agent.path, pending_bytes=others.pending_bytes
+    )
     if args.simulate:
         ctx.out.write("\n".join(plan.report()) + "\n")
         return 0 if plan.fits is not False else 1

@@ -18,7 +18,10 @@ The building blocks, one idea per module:
   per-synapse integer delays through a fixed-point ring buffer.
 * :mod:`hera.kernels.plasticity`: always-on plasticity: trace STDP (pair,
   triplet, reward-modulated), weight bounds, homeostasis.
-* :mod:`hera.kernels.io`: byte lines in as spikes, spikes out as byte lines.
+* :mod:`hera.kernels.io`: the byte clock (which byte an iteration presents) and
+  byte lines in and out on the host.
+* :mod:`hera.kernels.driver`: runs a family's iteration on its device (fused
+  on a CPU, batched launches on a GPU), with breakpoints checked on the device.
 * :mod:`hera.kernels.template`: ``Template``, how a template parameter is
   annotated so that both Taichi and mypy accept it.
 
@@ -68,6 +71,8 @@ def init(
     fallback: bool = False,
     threads: int | None = None,
     fast_math: bool = False,
+    device_memory_bytes: int | None = None,
+    device: str | None = None,
     **kw: Any,
 ) -> str:
     """Initialise Taichi once for this process, on ``arch`` ("cpu" or "cuda"); returns the arch in use.
@@ -80,6 +85,14 @@ def init(
       GPU is found, ``fallback=True`` runs on the CPU with a warning; otherwise
       it is an error, because an agent must not silently change device (bit-exact
       resume holds only on the same arch).
+    * On CUDA, ``device_memory_bytes`` sizes Taichi's memory pool (an agent
+      passes :func:`hera.devices.pool_bytes` of its family's estimate; None
+      keeps Taichi's default of 1 GiB). Taichi allocates the pool whole as it
+      starts, so a GPU without room for it fails here, before any brain is
+      loaded, in one line naming the GPU (``device``, the user's ``cuda:N``),
+      the pool asked for and the memory free. Taichi runs on CUDA's default
+      device: the agent's launcher made it the GPU asked for
+      (:func:`hera.devices.child_env`).
     * ``fast_math`` is off by default: the kernels then do exactly the float
       operations written, so numpy references match them bit for bit and a
       resumed agent computes what the uninterrupted one would have.
@@ -117,15 +130,59 @@ def init(
     }
     if threads is not None and wanted == "cpu":
         options["cpu_max_num_threads"] = threads
+    label = device or "the CUDA GPU"
+    if wanted == "cuda" and device_memory_bytes is not None:
+        _check_room(label, device_memory_bytes)
+        options["device_memory_GB"] = device_memory_bytes / (1 << 30)
     options.update(kw)
     import taichi as ti
 
-    ti.init(arch=ti.cpu if wanted == "cpu" else ti.cuda, **options)
+    try:
+        ti.init(arch=ti.cpu if wanted == "cpu" else ti.cuda, **options)
+    except Exception as exc:  # Taichi's own failure (its pool not allocated, a driver error): one line
+        if wanted != "cuda":
+            raise
+        from hera.errors import HeraError
+
+        asked = f" with a pool of {_human(device_memory_bytes)}" if device_memory_bytes is not None else ""
+        raise HeraError(f"Taichi could not start on {label}{asked}: {str(exc).strip()[-300:]}") from None
     if wanted == "cuda" and not str(ti.lang.impl.current_cfg().arch).endswith("cuda"):
         ti.reset()
-        raise RuntimeError("Taichi could not start its CUDA backend")
+        from hera.errors import HeraError
+
+        raise HeraError(f"Taichi could not start its CUDA backend on {label}", hint="Taichi's reason is in the log above; see 'hera devices --probe'")
+    if wanted == "cuda":
+        import logging
+
+        pool = f"{device_memory_bytes} bytes" if device_memory_bytes is not None else "Taichi's default size"
+        logging.getLogger(__name__).info(
+            "Taichi CUDA pool of %s on %s (CUDA_VISIBLE_DEVICES=%s, CUDA_DEVICE_ORDER=%s)",
+            pool, label, os.environ.get("CUDA_VISIBLE_DEVICES", "unset"), os.environ.get("CUDA_DEVICE_ORDER", "unset"),
+        )
     _state.update(arch=wanted, fell_back=fell_back)
     return wanted
+
+
+def _human(size: int | None) -> str:
+    from hera.table import human_bytes
+
+    return human_bytes(size)
+
+
+def _check_room(label: str, pool: int) -> None:
+    """Refuse, before Taichi starts, a pool larger than the GPU has free (NVML's view of the GPU this process sees)."""
+    from hera.devices import visible_gpu
+    from hera.errors import HeraError
+
+    gpu = visible_gpu()
+    if gpu is None or gpu.free_bytes is None:
+        return  # not one GPU named by UUID (a script's own run): Taichi's own allocation answers
+    if pool > gpu.free_bytes:
+        raise HeraError(
+            f"{label} ({gpu.name}) cannot hold this agent's Taichi pool: {_human(pool)} asked, "
+            f"{_human(gpu.free_bytes)} free of {_human(gpu.memory_bytes)}",
+            hint="free the GPU (other agents, other programs), pick another with --device, or build a smaller layout",
+        )
 
 
 def initialised_arch() -> str | None:

@@ -195,6 +195,9 @@ def _claim(launch: Launch, process: subprocess.Popen[bytes]) -> None:
 
 
 def _spawn(launch: Launch, write_fd: int) -> subprocess.Popen[bytes]:
+    from hera.devices import child_env
+
+    env = child_env(launch.device)  # on cuda:N, GPU N alone is visible to it, named by its UUID
     log = os.open(log_path(launch.log_dir, launch.uuid), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         return subprocess.Popen(
@@ -205,7 +208,7 @@ def _spawn(launch: Launch, write_fd: int) -> subprocess.Popen[bytes]:
             pass_fds=(write_fd,),
             start_new_session=True,
             cwd=launch.log_dir,
-            env=dict(os.environ),
+            env=env,
         )
     finally:
         os.close(log)
