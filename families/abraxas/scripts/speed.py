@@ -16,6 +16,7 @@ import uuid
 
 from abraxas import Abraxas
 from abraxas.streams import SENTENCE, repeated
+from hera.devices import pool_bytes
 from hera.instance import FamilyRef, Header, now
 from hera.kernels import init
 
@@ -27,9 +28,11 @@ def main() -> None:
     parser.add_argument("--arch", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (the fused CPU path uses one)")
     args = parser.parse_args()
-    init(args.arch, threads=args.threads)
     family = Abraxas()
     params = family.resolve(args.layout)
+    # On a GPU, the CUDA pool an agent of this layout would get (Taichi's default 1 GiB is too small for large).
+    pool = pool_bytes(family.estimate(params)) if args.arch == "cuda" else None
+    init(args.arch, threads=args.threads, device_memory_bytes=pool)
     header = Header(
         uuid=str(uuid.uuid4()), callsign="speed", family=FamilyRef(name="abraxas", version=family.version),
         layout=args.layout, params=params.model_dump(mode="json"), seed=1, created=now(),
