@@ -56,3 +56,13 @@ def test_no_breakpoint_runs_all_iterations(network) -> None:
     result = runtime.step(257)
     assert result.iterations == 257 and result.stopped_on is None
     assert sum(runtime.stats()["spikes"].values()) > 0
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "stepwise"])
+def test_a_step_of_no_iterations_counts_no_spikes(network, fused: bool) -> None:
+    """``stats`` tells the last ``step`` call's spikes: after ``step(0)`` none (the fused path told the call before)."""
+    runtime, _, _ = network(fused=fused)
+    runtime.step(300)
+    assert sum(runtime.stats()["spikes"].values()) > 0
+    assert runtime.step(0).iterations == 0
+    assert runtime.stats()["spikes"] == {"excitatory": 0, "inhibitory": 0}

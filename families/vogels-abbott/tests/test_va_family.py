@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from va_helpers import params_for
+from va_helpers import SMALL, STDP, params_for
 from vogels_abbott import VogelsAbbott
 
 
@@ -40,3 +41,18 @@ def test_example_fires_near_brian2s_rate(network) -> None:
     its, ids = runtime.take_spikes()
     rate = len(ids) / params.neurons / 0.5
     assert 3.5 < rate < 8.5, rate
+
+
+@pytest.mark.parametrize(
+    "overrides,fused", [(SMALL, True), (SMALL | STDP | {"delay_steps": 5}, False)], ids=["fused", "per-iteration-stdp"]
+)
+def test_the_device_estimate_covers_every_field_the_runtime_allocates(network, overrides: dict, fused: bool) -> None:
+    """hera sizes a GPU's memory pool from ``estimate().device_bytes``: it must hold every field (the spike log too)."""
+    import taichi as ti
+
+    runtime, params, _ = network(overrides, fused=fused)
+    owners = (runtime.engine, runtime.driver)
+    fields = [value for owner in owners for value in vars(owner).values() if isinstance(value, ti.Field)]
+    assert runtime.engine.log_iteration in fields and runtime.driver.watch_neuron in fields
+    allocated = sum(field.to_numpy().nbytes for field in fields)
+    assert allocated <= VogelsAbbott().estimate(params).device_bytes

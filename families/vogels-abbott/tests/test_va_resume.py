@@ -6,18 +6,12 @@ back in): an agent's cached file holds exactly what ``export_state`` returns.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from va_helpers import SMALL
-
-HERE = Path(__file__).parent
+from va_helpers import SMALL, run_child
 
 
 @pytest.mark.parametrize(
@@ -40,13 +34,11 @@ def test_resume_in_a_fresh_process_is_bit_exact(network, tmp_path: Path, overrid
     state = half.export_state()
     assert state["state.refractory"].any(), "choose N so that some neuron is refractory at the export"
     np.savez(tmp_path / "state.npz", **state)
-    (tmp_path / "meta.json").write_text(json.dumps({"params": params.model_dump(mode="json"), "seed": 3, "fused": fused}))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-    subprocess.run([sys.executable, str(HERE / "va_resume_child.py"), str(tmp_path), str(m)], check=True, env=env)
+    run = {"name": "after", "params": params.model_dump(mode="json"), "seed": 3, "fused": fused, "state": "state.npz"}
+    resumed = run_child(tmp_path, "cpu", [run | {"steps": [(m, [])]}], threads=1)["after"].state
 
-    with np.load(tmp_path / "after.npz") as resumed:
-        assert set(resumed.files) == set(expected)
-        for name in expected:
-            assert resumed[name].dtype == expected[name].dtype
-            np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
+    assert set(resumed) == set(expected)
+    for name in expected:
+        assert resumed[name].dtype == expected[name].dtype
+        np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
     assert int(expected["state.iteration"][0]) == n + m

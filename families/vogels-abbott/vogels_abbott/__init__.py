@@ -77,6 +77,11 @@ class CubaParams(Params):
         return min(1.0, self.fan_in / self.neurons)
 
 
+def log_capacity(neurons: int) -> int:
+    """Spikes the device's spike log holds before the runtime drains it (at least 4 iterations of every neuron)."""
+    return max(4 * neurons, 1 << 20)
+
+
 def _layouts() -> dict[str, dict[str, object]]:
     sizes = {"4k": 4_000, "40k": 40_000, "400k": 400_000}
     layouts: dict[str, dict[str, object]] = {"example": {}, "example-stdp": {"stdp": {}}}
@@ -106,9 +111,10 @@ class VogelsAbbott(Family):
         # refractory, the two-channel ring, and with STDP two traces (4 B each per neuron).
         per_neuron = 8 + 16 + 8 * params.delay_steps + (8 if params.stdp else 0)
         state = n * per_neuron + synapses * 8
-        # device: the same, ptr as int32, spike lists and logs, watch flags, and for STDP the
-        # transposed index of the plastic synapses (synapse and pre index, 4 B each).
-        device = state + n * 9 + plastic * 8 + (8 << 20)
+        # device: the same (ptr as int32), the spike list and the driver's watch flags (4 B each per
+        # neuron), the spike log (iteration and neuron, 12 B an entry), and for STDP the transposed
+        # index of the plastic synapses (its ptr, and synapse and pre index, 4 B each); 8 MiB for the rest.
+        device = state + n * (8 + (4 if params.stdp else 0)) + plastic * 8 + 12 * log_capacity(n) + (8 << 20)
         return ResourceEstimate(
             neurons=n,
             synapses=synapses,

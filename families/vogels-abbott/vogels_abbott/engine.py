@@ -15,19 +15,22 @@ One iteration ``t``, in Brian2's order (state update, threshold, synapses, reset
 3. with STDP every spiking neuron's trace jumps and its incoming excitatory
    synapses are potentiated by their presynaptic traces.
 
-Two drivers run the same phases:
-
-* ``run_fused(n, t0)`` runs up to ``n`` iterations in one launch with a
-  serial outer loop (what wins on a CPU: a launch costs far more than a
-  small brain's iteration) and ``break`` right after an iteration where a
-  watched neuron or area fired, or before one that could overflow the spike log;
-* ``run_step(t)`` runs one iteration whose phases are parallel loops (what a
-  GPU needs); the host queues many launches, a launch after a breakpoint
-  does nothing (``halted``), so the stop is exact without a sync per step.
+One iteration is written once, as ``iterate(t)``, and run by
+:class:`hera.kernels.driver.Driver`: fused on a CPU (one launch runs a whole
+``step(n)`` in a serial loop, breaking right after the iteration in which a
+watched neuron or area fired), one launch per iteration with parallel phases on
+a GPU (read once per batch of launches). Each phase asks ``live()`` first, so a
+launch queued after a stop does nothing. Spikes are reported to the driver
+(``spiked``), which counts them per area and checks the breakpoints on the
+device. The spike log is the one thing the driver does not know: its room is
+the driver's ``ready()``, so a full log ends a run (``blocked``), the runtime
+drains it and runs on.
 
 The ring holds fixed-point input, so phase 2's parallel atomic adds sum to the
-same integers in any order: the stepwise driver is deterministic on a GPU, and
-both drivers compute the same state bit for bit on the CPU.
+same integers in any order: the per-iteration path is deterministic with any
+number of threads, and with a delay above one both paths compute the same state
+bit for bit (with delay one the fused path adds the input straight into
+``ge``/``gi`` in float, so the two paths differ in the last bits).
 """
 
 # no "from __future__ import annotations": Taichi reads the annotations of its functions as objects
@@ -38,14 +41,11 @@ import numpy as np
 import taichi as ti
 
 from hera.kernels import lif, plasticity, synapses as syn
+from hera.kernels.driver import Area, Driver
 from vogels_abbott import CubaParams
 
 #: Fixed-point scale of the ring (mV × 2**20): a neuron's input in one step stays far below 2**31 / scale.
 RING_SCALE = float(2**20)
-#: Flags packed into run_fused's result above the count of iterations run (at most 2**29 per launch).
-HIT = 1 << 30
-FULL = 1 << 29
-MAX_LAUNCH = FULL - 1
 #: Neurons per lane vector on a CPU (one AVX register of float32); a GPU uses 1 (one neuron per thread).
 CPU_LANES = 8
 #: The counter-based generator's stream for the initial potentials.
@@ -96,17 +96,26 @@ class Model:
 
 
 class Engine:
-    """Fields and compiled kernels for one network; :class:`vogels_abbott.runtime.CubaRuntime` drives it."""
+    """Fields and the driver of one network; :class:`vogels_abbott.runtime.CubaRuntime` runs it."""
 
     def __init__(
-        self, model: Model, synapses: int, plastic: int, log_capacity: int, *, direct: bool, lanes: int
+        self,
+        model: Model,
+        synapses: int,
+        plastic: int,
+        log_capacity: int,
+        *,
+        fused: bool,
+        direct: bool,
+        lanes: int,
     ) -> None:
+        """``fused``: the CPU's one launch per ``step`` (else one per iteration); ``direct`` needs it."""
         m = model
-        n = m.neurons
+        n, ne = m.neurons, m.excitatory
         self.model = m
         self.log_capacity = log_capacity
-        #: delay-one input added straight into ge/gi (fused CPU driver) instead of through the ring
-        self.direct = direct and m.delay_steps == 1
+        #: delay-one input added straight into ge/gi (the fused CPU path only) instead of through the ring
+        self.direct = direct and fused and m.delay_steps == 1
         #: neurons per lane vector, and lane vectors (the last one padded)
         self.lanes = lanes
         self.groups = groups = -(-n // lanes)
@@ -128,19 +137,20 @@ class Engine:
             self.in_ptr = ti.field(ti.i32, n + 1)
             self.in_syn = ti.field(ti.i32, max(1, plastic))
             self.in_pre = ti.field(ti.i32, max(1, plastic))
-        # breakpoints, statistics, the spike log
-        self.watch_neuron = ti.field(ti.u8, n)
-        self.watch_area = ti.field(ti.i32, 2)
-        self.hit = ti.field(ti.i32, ())
-        self.area_spikes = ti.field(ti.i64, 2)
+        # the spike log (beyond the driver: its room is the driver's ready())
         self.record = ti.field(ti.i32, ())
         self.log_count = ti.field(ti.i32, ())
-        self.log_full = ti.field(ti.i32, ())
         self.log_iteration = ti.field(ti.i64, log_capacity)
         self.log_neuron = ti.field(ti.i32, log_capacity)
-        # the stepwise driver's bookkeeping
-        self.halted = ti.field(ti.i32, ())
-        self.ran = ti.field(ti.i32, ())
+        #: breakpoints, spike counts per area, and the launches of one iteration (fused or per iteration)
+        self.driver = Driver(
+            fused=fused,
+            neurons=n,
+            areas=[
+                Area("excitatory", 0, ne, "any excitatory neuron spiked"),
+                Area("inhibitory", ne, n - ne, "any inhibitory neuron spiked"),
+            ],
+        )
         self._compile()
 
     def _compile(self) -> None:  # noqa: C901 (one iteration, phase by phase)
@@ -152,10 +162,9 @@ class Engine:
         lanes, groups = self.lanes, self.groups
         ptr, post, weight = self.ptr, self.post, self.weight
         spikes, spike_count = self.spikes, self.spike_count
-        watch_neuron, watch_area, hit, area_spikes = self.watch_neuron, self.watch_area, self.hit, self.area_spikes
-        record, log_count, log_full = self.record, self.log_count, self.log_full
+        record, log_count = self.record, self.log_count
         log_iteration, log_neuron = self.log_iteration, self.log_neuron
-        halted, ran = self.halted, self.ran
+        live, spiked_in = self.driver.live, self.driver.spiked
         decay_pre, decay_post, jump_pre, jump_post, w_max = m.decay_pre, m.decay_post, m.a_pre, m.a_post, m.w_max
         if stdp:
             a_pre, a_post, in_ptr, in_syn, in_pre = self.a_pre, self.a_post, self.in_ptr, self.in_syn, self.in_pre
@@ -165,10 +174,7 @@ class Engine:
         @ti.func
         def fired(i: ti.i32, t: ti.i64):
             spikes[ti.atomic_add(spike_count[None], 1)] = i
-            area = 0 if i < ne else 1
-            ti.atomic_add(area_spikes[area], 1)
-            if watch_neuron[i] != 0 or watch_area[area] != 0:
-                hit[None] = 1
+            spiked_in(i, 0 if i < ne else 1)
             if record[None] != 0:
                 at = ti.atomic_add(log_count[None], 1)
                 log_iteration[at] = t
@@ -222,60 +228,28 @@ class Engine:
             for r in range(in_ptr[j], in_ptr[j + 1]):
                 plasticity.pair_on_post(weight, in_syn[r], syn.value_at(a_pre, in_pre[r]), 0.0, w_max)
 
-        @ti.kernel
-        def run_fused(steps: ti.i32, t0: ti.i64, fresh: ti.i32) -> ti.i32:
-            """Up to ``steps`` iterations from ``t0``; returns ``done + HIT * hit + FULL * log_full``.
-
-            ``fresh`` starts a new ``step()`` call: breakpoint flag and spike counts
-            are reset here, not by separate launches (each costs 50-270 µs from Python).
-            """
-            if fresh != 0:
-                hit[None] = 0
-                area_spikes[0] = 0
-                area_spikes[1] = 0
-            log_full[None] = 0
-            done = 0
-            ti.loop_config(serialize=True)
-            for s in range(steps):
-                if record[None] != 0 and log_count[None] > cap - n:
-                    log_full[None] = 1
-                    break
-                t = t0 + s
-                slot = syn.slot_of(ring, t)
-                spike_count[None] = 0
-                for g in range(groups):
-                    group(g, t, slot)
-                for q in range(spike_count[None]):
-                    propagate(q, t)
-                if ti.static(stdp):
-                    for q in range(spike_count[None]):
-                        potentiate(q)
-                done += 1
-                if hit[None] != 0:
-                    break
-            return done + HIT * hit[None] + FULL * log_full[None]
-
-        @ti.kernel
-        def run_step(t: ti.i64):
-            if halted[None] == 0 and record[None] != 0 and log_count[None] > cap - n:
-                log_full[None] = 1
-                halted[None] = 1
-            if halted[None] == 0:
+        @ti.func
+        def iterate(t: ti.i64, arg: ti.i64):
+            """Iteration ``t``, phase by phase (each phase a parallel loop where the driver launches one)."""
+            if live():
                 spike_count[None] = 0
             for g in range(groups):
-                if halted[None] == 0:
+                if live():
                     group(g, t, syn.slot_of(ring, t))
             for q in range(spike_count[None]):
-                if halted[None] == 0:
+                if live():
                     propagate(q, t)
             if ti.static(stdp):
                 for q in range(spike_count[None]):
-                    if halted[None] == 0:
+                    if live():
                         potentiate(q)
-            if halted[None] == 0:
-                ran[None] += 1
-                if hit[None] != 0:
-                    halted[None] = 1
 
-        self.run_fused = run_fused
-        self.run_step = run_step
+        @ti.func
+        def ready() -> ti.i32:
+            """Whether the spike log has room for one more iteration (every neuron spiking in it)."""
+            room = 1
+            if record[None] != 0 and log_count[None] > cap - n:
+                room = 0
+            return room
+
+        self.driver.compile(iterate, ready)

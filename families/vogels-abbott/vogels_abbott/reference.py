@@ -6,9 +6,9 @@ step for step (exact spike trains, and potentials bit for bit when Taichi
 runs without fast-math, as :func:`hera.kernels.init` sets it). It is slow:
 use it on small networks only.
 
-``direct=True`` is the fused CPU driver's delivery (delay-one input added
+``direct=True`` is the fused CPU path's delivery (delay-one input added
 straight into ge/gi, in spike order); ``direct=False`` the ring buffer's
-(fixed-point input, any delay), which the stepwise driver uses.
+(fixed-point input, any delay), which the per-iteration (GPU) path uses.
 """
 
 from __future__ import annotations

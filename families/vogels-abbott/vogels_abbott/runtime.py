@@ -15,8 +15,10 @@ must hold is checked by :mod:`vogels_abbott.state` before anything is allocated.
 A fresh instance starts as Brian2's example does: ``v = Vr + rand() * (Vt - Vr)``
 (drawn from the counter generator keyed by the seed), everything else zero.
 
-Breakpoints: ``area:excitatory``, ``area:inhibitory`` and ``neuron:INDEX``.
-This network has no input or output area (``feed`` refuses, ``read`` is empty).
+Breakpoints: ``area:excitatory``, ``area:inhibitory`` and ``neuron:INDEX``,
+armed, checked and told apart by :class:`hera.kernels.driver.Driver` (the
+engine's driver, which also runs the iteration). This network has no input
+or output area (``feed`` refuses, ``read`` is empty).
 Beyond the contract, ``record(True)`` logs every spike and ``take_spikes()``
 returns them, for rates, ISI statistics and the tests.
 """
@@ -29,17 +31,14 @@ from typing import Any
 import numpy as np
 import taichi as ti
 
-from hera.errors import HeraError
 from hera.kernels import initialised_arch, is_cpu
 from hera.kernels.connectivity import incoming
 from hera.kernels.rng import bits_np, uniform_np
 from hera.runtime import IOContract, Probe, Runtime, StepResult
-from vogels_abbott import CubaParams, state
-from vogels_abbott.engine import CPU_LANES, FULL, HIT, MAX_LAUNCH, RING_SCALE, STREAM_INITIAL_V, Engine, Model
+from vogels_abbott import CubaParams, log_capacity as default_log_capacity, state
+from vogels_abbott.engine import CPU_LANES, RING_SCALE, STREAM_INITIAL_V, Engine, Model
 
 AREAS = ("excitatory", "inhibitory")
-#: Launches the stepwise (GPU) driver queues before it looks whether a breakpoint halted the run.
-STEP_BATCH = 256
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -87,10 +86,17 @@ class CubaRuntime(Runtime):
         self._structure = {name: _frozen(arrays[name]) for name in ("syn.ptr", "syn.post")}
         ptr, post = self._structure["syn.ptr"], self._structure["syn.post"]
         plastic = int(ptr[ne]) if model.stdp else 0
-        capacity = log_capacity if log_capacity is not None else max(4 * n, 1 << 20)
+        capacity = log_capacity if log_capacity is not None else default_log_capacity(n)
         self.engine = e = Engine(
-            model, synapses, plastic, capacity, direct=self.fused, lanes=CPU_LANES if self.fused else 1
+            model,
+            synapses,
+            plastic,
+            capacity,
+            fused=self.fused,
+            direct=self.fused,
+            lanes=CPU_LANES if self.fused else 1,
         )
+        self.driver = e.driver
         e.ptr.from_numpy(ptr.astype(np.int32))
         if synapses:
             e.post.from_numpy(np.ascontiguousarray(post))
@@ -102,7 +108,6 @@ class CubaRuntime(Runtime):
                 e.in_syn.from_numpy(in_syn.astype(np.int32))
                 e.in_pre.from_numpy(in_pre)
         self._load_state(arrays, dynamic)
-        self._watching: tuple[str, ...] | None = None
         self._recording = False
         self._log: list[tuple[np.ndarray, np.ndarray]] = []
         self.last_spikes = {a: 0 for a in AREAS}
@@ -127,7 +132,7 @@ class CubaRuntime(Runtime):
         self._put(e.v, arrays["state.v"])
         ring = arrays["state.ring"]
         if e.direct and ring.any():
-            # input pending in a ring (exported by the stepwise driver) joins ge/gi now, as its take would
+            # input pending in a ring (exported by the per-iteration path) joins ge/gi now, as its take would
             slot = self.iteration_of(arrays) % m.delay_steps
             scale = np.float32(1.0 / RING_SCALE)
             self._put(e.ge, arrays["state.ge"] + ring[0, slot].astype(np.float32) * scale)
@@ -199,84 +204,27 @@ class CubaRuntime(Runtime):
     # -- breakpoints --------------------------------------------------------------------------------
 
     def probes(self) -> list[Probe]:
-        m = self.model
-        return [
-            Probe("area:excitatory", "area", m.excitatory, "any excitatory neuron spiked"),
-            Probe("area:inhibitory", "area", m.neurons - m.excitatory, "any inhibitory neuron spiked"),
-        ]
-
-    def _watch(self, stop_on: Sequence[str]) -> None:
-        """Arm the breakpoint fields (only when the set changes: a field write costs a launch)."""
-        key = tuple(sorted(set(stop_on)))
-        if key == self._watching:
-            return
-        n = self.model.neurons
-        areas = np.zeros(2, np.int32)
-        neurons = np.zeros(n, np.uint8)
-        for probe in key:
-            kind, _, arg = probe.partition(":")
-            if kind == "area" and arg in AREAS:
-                areas[AREAS.index(arg)] = 1
-            elif kind == "neuron" and arg.isdigit() and int(arg) < n:
-                neurons[int(arg)] = 1
-            else:
-                raise HeraError(
-                    f"no probe {probe!r} in this network",
-                    hint=f"probes: area:excitatory, area:inhibitory, neuron:0..{n - 1}",
-                )
-        self.engine.watch_area.from_numpy(areas)
-        self.engine.watch_neuron.from_numpy(neurons)
-        self._watching = key
-
-    def _which(self, stop_on: Sequence[str]) -> str:
-        """The first probe in ``stop_on`` that fired on the last iteration."""
-        e, ne = self.engine, self.model.excitatory
-        count = int(e.spike_count[None])
-        fired = e.spikes.to_numpy()[:count]
-        for probe in stop_on:
-            kind, _, arg = probe.partition(":")
-            if kind == "neuron" and (fired == int(arg)).any():
-                return probe
-            if probe == "area:excitatory" and (fired < ne).any():
-                return probe
-            if probe == "area:inhibitory" and (fired >= ne).any():
-                return probe
-        return stop_on[0]
+        return self.driver.probes()
 
     # -- running ------------------------------------------------------------------------------------
 
     def step(self, n: int, stop_on: Sequence[str] = ()) -> StepResult:
-        self._watch(stop_on)
-        e = self.engine
-        start, hit, fresh = self.iteration, False, 1
-        if not self.fused:
-            e.area_spikes.fill(0)
-            e.hit[None] = 0
+        driver = self.driver
+        driver.arm(stop_on)  # an unknown probe is refused here, before anything runs
+        start, fresh, hit = self.iteration, True, False
         while self.iteration - start < n and not hit:
-            remaining = n - (self.iteration - start)
-            if self.fused:
-                packed = int(e.run_fused(min(remaining, MAX_LAUNCH), self.iteration, fresh))
-                ran, hit, full = packed & MAX_LAUNCH, bool(packed & HIT), bool(packed & FULL)
-            else:
-                e.log_full[None] = 0
-                ran = self._run_stepwise(min(remaining, STEP_BATCH))
-                hit, full = bool(e.hit[None]), bool(e.log_full[None])
-            fresh = 0
-            self.iteration += ran
-            if full:
+            outcome = driver.run(n - (self.iteration - start), self.iteration, fresh=fresh)
+            fresh, hit = False, outcome.hit
+            self.iteration += outcome.iterations
+            if outcome.blocked:  # the spike log is full: empty it and run on
                 self._drain()
-        self._stats_stale = True
-        stopped = self._which(stop_on) if stop_on and hit else None
+            elif not hit and outcome.iterations == 0:  # never: a run goes on until done, a hit or a full log
+                raise RuntimeError("the driver ran no iteration and said no reason")
+        self._stats_stale = not fresh
+        if fresh:  # step(0): nothing ran, so no spike either
+            self.last_spikes = dict.fromkeys(AREAS, 0)
+        stopped = driver.which(stop_on) if hit else None
         return StepResult(iterations=self.iteration - start, iteration=self.iteration, stopped_on=stopped)
-
-    def _run_stepwise(self, count: int) -> int:
-        """Queue ``count`` one-iteration launches; those after a breakpoint (or a full log) do nothing."""
-        e = self.engine
-        e.halted[None] = 0
-        e.ran[None] = 0
-        for k in range(count):
-            e.run_step(self.iteration + k)
-        return int(e.ran[None])
 
     # -- recording ----------------------------------------------------------------------------------
 
@@ -308,7 +256,6 @@ class CubaRuntime(Runtime):
     def stats(self) -> dict[str, Any]:
         """Spikes per area in the last ``step`` call (read from the device only when asked)."""
         if self._stats_stale:
-            spikes = self.engine.area_spikes.to_numpy()
-            self.last_spikes = {a: int(spikes[k]) for k, a in enumerate(AREAS)}
+            self.last_spikes = self.driver.area_counts()
             self._stats_stale = False
         return {"spikes": dict(self.last_spikes), "iteration": self.iteration}
