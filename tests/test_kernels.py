@@ -425,6 +425,35 @@ def test_scaling_and_normalisation_of_incoming_weights_match_numpy(cpu: None) ->
 # -- io ----------------------------------------------------------------------------------------------
 
 
+def test_kept_values_are_flushed_below_two_to_the_minus_64_and_products_keep_their_bits(cpu: None) -> None:
+    """The driver's same-arithmetic-everywhere blocks: what a GPU would flush is zero on the CPU too."""
+    from hera.kernels.driver import FLUSH_BELOW, Area, Driver
+
+    driver = Driver(fused=True, neurons=1, areas=[Area("all", 0, 1)])
+    rounded, flushed = driver.rounded, driver.flushed
+    values = np.array([0.0, 1e-38, -1e-38, 2.0**-65, -(2.0**-65), 2.0**-64, -(2.0**-64), 0.5, -3.0, 1e-30],
+                      np.float32)
+    factors = np.array([0.9, 0.1, 7.0, 0.3, 3.0, 0.25, 1.5, 1.0 / 3.0, 0.7, 0.99], np.float32)
+    x = ti.field(ti.f32, len(values))
+    y = ti.field(ti.f32, len(values))
+    kept = ti.field(ti.f32, len(values))
+    fused_add = ti.field(ti.f32, len(values))
+    x.from_numpy(values)
+    y.from_numpy(factors)
+
+    @ti.kernel
+    def apply():
+        for i in range(values.shape[0]):
+            kept[i] = flushed(x[i])
+            fused_add[i] = rounded(x[i] * y[i]) + y[i]
+
+    apply()
+    expected = np.where(np.abs(values) < np.float32(FLUSH_BELOW), np.float32(0.0), values)
+    assert kept.to_numpy().tobytes() == expected.tobytes()
+    # two roundings, as numpy's float32 does them: the product on its own, then the sum
+    assert fused_add.to_numpy().tobytes() == ((values * factors) + factors).astype(np.float32).tobytes()
+
+
 def test_line_encoder_presents_one_byte_per_tick_and_consumes_exactly_what_ran() -> None:
     from hera.kernels.io import LineDecoder, LineEncoder
 

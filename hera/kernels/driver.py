@@ -20,6 +20,16 @@ that every family would otherwise write again:
   happens, and the probes that fired are recorded there too, so "which
   probe stopped the run" reads a few integers, not a spike ring.
 * **Spike counts per area** over one ``run`` call, for ``stats``.
+* **The same float arithmetic on every device** (:attr:`Driver.rounded`,
+  :attr:`Driver.flushed`): Taichi 1.7's CUDA backend marks every kernel
+  function ``unsafe-fp-math`` and flushes float32 subnormals to zero even
+  with fast math off, so LLVM fuses ``a * b + c`` into one FMA (one rounding
+  instead of two) and a value below 2**-126 becomes 0 there but not on a
+  CPU. A family that wants the CPU's bits on a GPU wraps each product that
+  feeds an add in ``rounded`` (the product then is a float32 of its own,
+  which no backend can fuse), and each value it keeps in ``flushed`` (zero
+  below 2**-64, far above the subnormals, so no product of a kept value and
+  a factor above 2**-60 can become one).
 
 Why phases ask ``live()`` instead of the driver wrapping ``iterate`` in an
 ``if``: Taichi parallelises only the loops at a kernel's top level, and a
@@ -55,6 +65,7 @@ import numpy as np
 import taichi as ti
 
 from hera.errors import HeraError
+from hera.kernels import initialised_arch
 from hera.runtime import Probe
 
 #: Flags packed above the count of iterations in a launch's outcome (so one integer crosses per launch).
@@ -64,6 +75,8 @@ BLOCKED = 1 << 29
 MAX_LAUNCH = BLOCKED - 1
 #: Launches the batched (GPU) driver queues before it reads whether the run stopped.
 BATCH = 256
+#: Kept values smaller than this are zeroed by ``flushed`` (2**-64: see the module's docstring).
+FLUSH_BELOW = 2.0**-64
 #: Distinct ``neuron:N`` probes armed at once (each has its own "fired" slot on the device).
 NEURON_PROBES = 64
 
@@ -127,6 +140,9 @@ class Driver:
         self.halted = ti.field(ti.i32, ())
         self.blocked = ti.field(ti.i32, ())
         self.ran = ti.field(ti.i32, ())
+        # always 0, but only the device knows: an operand no compiler can fold away (see ``rounded``)
+        self.zero = ti.field(ti.u32, ())
+        self.zero.fill(0)
         self._fused_kernel: Any = None
         self._begin: Any = None
         self._once: Any = None
@@ -138,8 +154,9 @@ class Driver:
     def _define_funcs(self) -> None:
         watch_neuron, watch_area, watch_event = self.watch_neuron, self.watch_area, self.watch_event
         fired_neuron, fired_area, fired_event = self.fired_neuron, self.fired_area, self.fired_event
-        hit, halted, area_spikes = self.hit, self.halted, self.area_spikes
+        hit, halted, area_spikes, zero = self.hit, self.halted, self.area_spikes, self.zero
         fused = self.fused
+        on_cuda = initialised_arch() == "cuda"
 
         @ti.func
         def spiked(i: ti.i32, area: ti.i32):
@@ -168,6 +185,25 @@ class Driver:
                 running = ti.cast(halted[None] == 0, ti.i32)
             return running
 
+        @ti.func
+        def rounded(x: ti.f32) -> ti.f32:
+            """``x`` (a product) rounded to float32 on its own: passed through an integer xor with a zero
+            the compiler cannot see, it can no longer be fused with the add that follows into an FMA."""
+            kept = x
+            if ti.static(on_cuda):  # Taichi's CPU backend fuses nothing without fast math: nothing to pay there
+                kept = ti.bit_cast(ti.bit_cast(x, ti.u32) ^ zero[None], ti.f32)
+            return kept
+
+        @ti.func
+        def flushed(x: ti.f32) -> ti.f32:
+            """``x``, or 0 where it is below 2**-64 in size: what a GPU would flush, zeroed on every device alike."""
+            kept = x
+            if ti.abs(x) < FLUSH_BELOW:
+                kept = 0.0
+            return kept
+
+        self.rounded: Callable[..., Any] = rounded
+        self.flushed: Callable[..., Any] = flushed
         self.spiked: Callable[..., Any] = spiked
         self.event: Callable[..., Any] = event
         self.live: Callable[..., Any] = live

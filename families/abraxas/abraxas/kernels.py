@@ -138,6 +138,7 @@ class Engine:
         winner_key = self.winner_key
         driver = self.driver
         live, spiked, event = driver.live, driver.spiked, driver.event
+        rounded, flushed = driver.rounded, driver.flushed  # the CPU's float bits on a GPU too (see hera.kernels.driver)
 
         @ti.func
         def area_of(i: ti.i32) -> ti.i32:
@@ -176,10 +177,10 @@ class Engine:
                         if byte >= 0 and i == byte % BYTE_SIDE + (byte // BYTE_SIDE) * inp.width:
                             spike = 1
                     else:
-                        noise = sigma * rng.normal_clt(rng.bits(key[0], key[1], t, i, ti.u32(0)))
-                        x = potential[i] * leak + arriving + noise
+                        noise = rounded(sigma * rng.normal_clt(rng.bits(key[0], key[1], t, i, ti.u32(0))))
+                        x = rounded(potential[i] * leak) + arriving + noise
                         if i < output_start:
-                            extra = thresh[i] * adaptation_decay
+                            extra = rounded(thresh[i] * adaptation_decay)
                             if refr[i] > 0:
                                 refr[i] -= 1
                                 x = 0.0
@@ -188,12 +189,12 @@ class Engine:
                                 x = 0.0
                                 refr[i] = refractory
                                 extra += adaptation
-                            thresh[i] = extra
+                            thresh[i] = flushed(extra)
                         elif clock and x >= threshold:
                             # Positive floats order like their bits; the lower cell wins a tie.
                             bits = ti.cast(ti.bit_cast(x, ti.i32), ti.i64)
                             ti.atomic_max(winner_key[None], bits * KEY_SHIFT + (KEY_SHIFT - 1 - (i - output_start)))
-                        potential[i] = x
+                        potential[i] = flushed(x)
                     spikes[i, slot] = ti.cast(spike, ti.u8)
                     if spike:
                         fired(i)
@@ -264,7 +265,7 @@ class Engine:
                                     back = ti.cast((t - (k + 1) * g[9]) % slots, ti.i32)
                                     arrived = ti.cast(spikes[pre, back], ti.f32)
                                     w = weights[q][cell, fy, fx, k]
-                                    weights[q][cell, fy, fx, k] = w + hidden_rate * (arrived - w)
+                                    weights[q][cell, fy, fx, k] = flushed(w + rounded(hidden_rate * (arrived - w)))
 
         @ti.func
         def push(t: ti.i64):

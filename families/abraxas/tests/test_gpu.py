@@ -2,8 +2,12 @@
 
 Why bit for bit can hold: the current rings are fixed-point integers, so the
 GPU's racing scatter-adds sum the same in any order; the noise is a
-counter-based hash, not a generator's sequence; and Taichi runs without fast
-math, so every float operation is the one written. Each test runs Taichi on
+counter-based hash, not a generator's sequence; and although Taichi's CUDA
+backend fuses ``a * b + c`` into an FMA and flushes float32 subnormals even
+without fast math, every product abraxas adds is wrapped in the driver's
+``rounded`` and every value it keeps in ``flushed`` (see
+:mod:`hera.kernels.driver`), so the float operations are the CPU's. Not yet
+run on a GPU: no GPU was lent while this was written. Each test runs Taichi on
 CUDA in a child process (one arch per process) and compares with the CPU here.
 Taichi on a GPU runs the per-iteration path (batched launches, read once per batch).
 """
