@@ -7,8 +7,6 @@ bit where the arithmetic is exact), whether or not a shipped family uses it.
 
 # no "from __future__ import annotations": Taichi reads the annotations of the kernels below as objects
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -497,31 +495,3 @@ def test_presented_byte_clock_matches_what_the_encoder_schedules_and_consumes(cp
         assert got.to_numpy().tolist() == expected
         ran = 64 - 5  # a launch that stopped early consumes exactly the bytes its iterations presented
         assert enc.consume(start, ran) == bytes(b for b in expected[:ran] if b >= 0)
-
-
-
-# -- the GPU -----------------------------------------------------------------------------------------
-
-GPU_CHILD = """
-import sys
-from hera.kernels import init
-assert init("cuda") == "cuda"
-from vogels_abbott import VogelsAbbott
-from vogels_abbott.runtime import CubaRuntime
-fam = VogelsAbbott()
-p = fam.resolve("example", [("t", {"neurons": 300, "fan_in": 30})])
-rt = CubaRuntime(p, 3, fam.build(p, 3).arrays, "cuda")
-assert not rt.fused
-r = rt.step(500, stop_on=["neuron:7"])
-print(r.iteration, r.stopped_on)
-"""
-
-
-@pytest.mark.gpu
-def test_stepwise_driver_runs_on_cuda() -> None:
-    from hera.devices import gpus
-
-    if not any("cuda" in d.backends for d in gpus()):
-        pytest.skip("no CUDA GPU on this host")
-    done = subprocess.run([sys.executable, "-c", GPU_CHILD], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
