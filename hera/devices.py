@@ -43,7 +43,9 @@ MIB = 1 << 20
 #: Taichi's LLVM runtime takes from the same pool what no estimate counts: its result buffer, one
 #: random state per GPU thread (16 B x SMs x 32 blocks x 2 x 1024 threads: about 140 MB on an H200),
 #: the runtime context buffers, list managers and page alignment; the fraction covers an estimate's
-#: error. The pool is allocated whole when Taichi starts, so too small fails at once, not mid-run.
+#: error. Where it is taken depends on the GPU (Taichi 1.7 preallocates it as it starts only without CUDA
+#: memory pools; with them, every current GPU, each dense field is allocated as the brain is built),
+#: so the agent checks before Taichi starts that the GPU has this much free (NVML).
 POOL_FRACTION = 0.25
 POOL_FIXED_BYTES = 512 * MIB
 #: What a CUDA process holds outside Taichi's pool (its context, the kernels' module images):

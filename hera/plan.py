@@ -4,12 +4,15 @@ Computed from the header and the family's estimate alone (no arrays, no
 Taichi), so ``up`` refuses an impossible agent before any kernel starts and
 ``--simulate`` can show the whole plan touching no device.
 
-On a GPU the agent needs its Taichi CUDA pool (the estimate plus headroom,
+On a GPU the agent needs its brain's memory (the estimate plus headroom,
 :func:`hera.devices.pool_bytes`) and its CUDA context. Several agents share a
-GPU by this accounting: NVML's free memory no longer holds the pools of the
-agents running there (Taichi allocates its pool whole when it starts), and
-:func:`sharing` counts the pools of those that are up but have not started
-Taichi yet, so two ``up`` at once cannot both count the same free memory.
+GPU by this accounting: NVML's free memory no longer holds the memory of the
+agents running there, and :func:`sharing` counts in full the memory of those
+still coming up (until their brain is loaded), so two ``up`` at once cannot
+both count the same free memory. Counted in full because where it is taken
+depends on the GPU: Taichi 1.7 preallocates ``device_memory_GB`` as it starts
+only on GPUs without CUDA memory pools; on those with them (every current
+one) it allocates each dense field as the brain is built, during ``load``.
 """
 
 from __future__ import annotations
@@ -125,8 +128,6 @@ class Sharing:
     pending_bytes: int = 0
 
 
-#: The phases of a coming-up agent before its Taichi pool exists (``init`` is Taichi starting).
-_BEFORE_POOL = (None, "read", "init")
 
 
 def sharing(installed: Iterable[tuple[Any, Any]], uuid: str, device: Device, workdir: Path) -> Sharing:
@@ -154,7 +155,7 @@ def sharing(installed: Iterable[tuple[Any, Any]], uuid: str, device: Device, wor
         if where != device.id:
             continue
         names.append(agent.callsign)
-        starting = not current or (status is not None and status.state == "loading" and status.phase in _BEFORE_POOL)
+        starting = not current or (status is not None and status.state == "loading")
         if device.kind == "cuda" and starting:
             pending += _pool_of(agent.header, workdir)
     return Sharing(names, pending)

@@ -223,6 +223,8 @@ def plan_and_expect() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     expected.append({})
     plan.append({"bad": f"neuron:{N}"})
     expected.append({})
+    plan.append({"bad": "neuron:\u00b2"})  # a digit to str.isdigit, not to int(): refused like any other
+    expected.append({})
     return plan, expected
 
 

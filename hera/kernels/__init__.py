@@ -87,10 +87,12 @@ def init(
       resume holds only on the same arch).
     * On CUDA, ``device_memory_bytes`` sizes Taichi's memory pool (an agent
       passes :func:`hera.devices.pool_bytes` of its family's estimate; None
-      keeps Taichi's default of 1 GiB). Taichi allocates the pool whole as it
-      starts, so a GPU without room for it fails here, before any brain is
-      loaded, in one line naming the GPU (``device``, the user's ``cuda:N``),
-      the pool asked for and the memory free. Taichi runs on CUDA's default
+      keeps Taichi's default of 1 GiB). Taichi preallocates it as it starts
+      only on GPUs without CUDA memory pools (on the others it allocates each
+      dense field as it is made), so the room is checked here through NVML
+      first: a GPU without it fails before any brain is loaded, in one line
+      naming the GPU (``device``, the user's ``cuda:N``), the amount asked for
+      and the memory free. Taichi runs on CUDA's default
       device: the agent's launcher made it the GPU asked for
       (:func:`hera.devices.child_env`).
     * ``fast_math`` is off by default: the kernels then do exactly the float

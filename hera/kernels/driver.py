@@ -341,7 +341,7 @@ class Driver:
                 flags[events.index(probe)] = 1
             elif kind == "area" and arg in names:
                 areas[names.index(arg)] = 1
-            elif kind == "neuron" and arg.isdigit() and int(arg) < self.neurons:
+            elif kind == "neuron" and arg.isascii() and arg.isdigit() and int(arg) < self.neurons:
                 neurons.setdefault(int(arg), len(neurons))
             else:
                 listed = ", ".join([*events, f"neuron:0..{self.neurons - 1}", *(f"area:{n}" for n in names)])
@@ -374,7 +374,7 @@ class Driver:
                 return probe
             if kind == "area" and arg in names and areas[names.index(arg)]:
                 return probe
-            slot = self._neuron_slots.get(int(arg)) if kind == "neuron" and arg.isdigit() else None
+            slot = self._neuron_slots.get(int(arg)) if kind == "neuron" and arg.isascii() and arg.isdigit() else None
             if slot is not None and neurons[slot]:
                 return probe
         return None

@@ -177,7 +177,7 @@ class Engine:
                         if byte >= 0 and i == byte % BYTE_SIDE + (byte // BYTE_SIDE) * inp.width:
                             spike = 1
                     else:
-                        noise = rounded(sigma * rng.normal_clt(rng.bits(key[0], key[1], t, i, ti.u32(0))))
+                        noise = rounded(sigma * rounded(rng.normal_clt(rng.bits(key[0], key[1], t, i, ti.u32(0)))))
                         x = rounded(potential[i] * leak) + arriving + noise
                         if i < output_start:
                             extra = rounded(thresh[i] * adaptation_decay)

@@ -89,7 +89,9 @@ class AbraxasRuntime(Runtime):
             if outcome.hit:
                 stopped = driver.which(stop_on)
                 break
-        self.last_spikes = driver.area_counts()
+        # a step of no iterations ran no launch, so the driver still holds the counts of the one before
+        names = (area.name for area in self.structure.areas)
+        self.last_spikes = driver.area_counts() if self.iteration > start else dict.fromkeys(names, 0)
         return StepResult(iterations=self.iteration - start, iteration=self.iteration, stopped_on=stopped)
 
     def _collect(self) -> None:

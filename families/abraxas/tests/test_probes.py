@@ -68,6 +68,17 @@ def test_an_unknown_probe_is_refused_with_the_valid_ones(brain: Callable[..., An
         brain().step(10, ["area:cortex"])
 
 
+def test_a_step_of_no_iterations_counts_no_spikes(brain: Callable[..., Any]) -> None:
+    from abraxas.streams import SENTENCE, repeated
+
+    rt = brain()
+    rt.feed(repeated(SENTENCE, 200))
+    rt.step(500)
+    assert sum(rt.stats()["spikes"].values()) > 0
+    rt.step(0)
+    assert sum(rt.stats()["spikes"].values()) == 0
+
+
 def test_naming_the_probe_and_drawing_the_raster_read_one_ring_slot_not_the_ring(brain: Callable[..., Any]) -> None:
     """The spike ring of a large brain is hundreds of MB: neither "which probe fired" nor ``spikes()`` may copy it."""
     rt = brain(overrides={"axon_length": 64})  # a ring (≈ 100 kB here) far larger than everything else a step reads
