@@ -114,6 +114,17 @@ def _follow(fd: int, text: str, shown: Path, links: int) -> tuple[int, int]:
     return fd, links
 
 
+@contextlib.contextmanager
+def writing(shown: Path, taken_hint: str = TAKEN_HINT) -> Iterator[None]:
+    """A write to ``shown`` whose failure is the user's one line: the name taken, or the system's reason."""
+    try:
+        yield
+    except FileExistsError:
+        raise Conflict(f"{shown} already exists", hint=taken_hint) from None
+    except OSError as exc:
+        raise HeraError(f"cannot write {shown}: {exc.strerror or exc}") from None
+
+
 def refuse_existing(directory: int, final: str, shown: Path, hint: str = TAKEN_HINT) -> None:
     """Refuse before any work is done if the name is taken (by anything, a dangling link included)."""
     try:
@@ -149,23 +160,15 @@ def stream_cached(
         except OSError as exc:
             raise HeraError(f"cannot read {cached}: {exc.strerror or exc}") from None
         try:
-            if _linked(source_dir, cached.name, directory, final, shown):
-                return
-        except FileExistsError:
-            raise Conflict(f"{shown} already exists", hint=TAKEN_HINT) from None
-        except OSError as exc:
-            raise HeraError(f"cannot write {shown}: {exc.strerror or exc}") from None
+            with writing(shown):
+                if _linked(source_dir, cached.name, directory, final, shown):
+                    return
         finally:
             os.close(source_dir)
     with InstanceFile(cached, follow=False) as opened:
         header, total = opened.header, opened.nbytes
-    try:
-        with (progress or QUIET).phase(phase, total) as moved, inside(directory) as here:
-            transcribe(cached, here / final, header, mode=0o600, overwrite=False, follow=False, on_bytes=moved)
-    except FileExistsError:
-        raise Conflict(f"{shown} already exists", hint=TAKEN_HINT) from None
-    except OSError as exc:
-        raise HeraError(f"cannot write {shown}: {exc.strerror or exc}") from None
+    with writing(shown), (progress or QUIET).phase(phase, total) as moved, inside(directory) as here:
+        transcribe(cached, here / final, header, mode=0o600, overwrite=False, follow=False, on_bytes=moved)
 
 
 def place(
@@ -183,16 +186,13 @@ def place(
     except OSError as exc:
         raise HeraError(f"cannot read the agent's copy {source_name}: {exc.strerror or exc}") from None
     try:
-        facts = os.fstat(source)
-        if not stat.S_ISREG(facts.st_mode) or (mine and facts.st_uid != os.geteuid()):
-            raise HeraError(f"{source_name} is not a file of yours; nothing was copied")
-        if link and _linked(source_dir, source_name, directory, final, shown):
-            return
-        _write_copy(source, directory, final, shown)
-    except FileExistsError:
-        raise Conflict(f"{shown} already exists", hint=TAKEN_HINT) from None
-    except OSError as exc:
-        raise HeraError(f"cannot write {shown}: {exc.strerror or exc}") from None
+        with writing(shown):
+            facts = os.fstat(source)
+            if not stat.S_ISREG(facts.st_mode) or (mine and facts.st_uid != os.geteuid()):
+                raise HeraError(f"{source_name} is not a file of yours; nothing was copied")
+            if link and _linked(source_dir, source_name, directory, final, shown):
+                return
+            _write_copy(source, directory, final, shown)
     finally:
         os.close(source)
 

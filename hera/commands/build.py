@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hera.commands import report
-from hera.errors import Conflict, HeraError, UsageError
+from hera.errors import HeraError, UsageError
 from hera.pace import argument as pace_argument
 
 GLOBALS = ("family", "layout", "callsign", "seed", "set")
@@ -39,7 +39,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(ctx: Any) -> int:
     from hera import config, family as families
-    from hera.destination import destination_directory, refuse_existing
+    from hera.destination import destination_directory, refuse_existing, writing
     from hera.instance import save
     from hera.instance.atomic import inside
     from hera.progress import meter
@@ -74,13 +74,9 @@ def run(ctx: Any) -> int:
             if ctx.args.pace not in (None, "max"):
                 header = header.model_copy(update={"pace": ctx.args.pace})
             total = sum(array.nbytes for array in built.arrays.values())
-            try:
-                with inside(directory) as here, progress.phase("write", total) as phase:
-                    save(here / name.name, header, built.arrays, overwrite=ctx.args.force, on_bytes=phase)
-            except FileExistsError:
-                raise Conflict(f"{path} already exists", hint="choose another -o FILE, or add --force to overwrite it") from None
-            except OSError as exc:
-                raise HeraError(f"cannot write {path}: {exc.strerror or exc}") from None
+            taken = "choose another -o FILE, or add --force to overwrite it"
+            with writing(path, taken), inside(directory) as here, progress.phase("write", total) as phase:
+                save(here / name.name, header, built.arrays, overwrite=ctx.args.force, on_bytes=phase)
     facts = {"callsign": header.callsign, "uuid": uuid, "family": family.name, "layout": settings.layout, "path": str(path)}
     report.done(ctx, f"built {header.callsign} {uuid} ({family.name}/{settings.layout}) -> {path}", facts)
     return 0
