@@ -13,8 +13,11 @@ the report line when output is meant for a script.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -97,14 +100,23 @@ def test_nothing_is_drawn_in_scripts_with_json_with_q_or_with_silent(world, term
     assert "\x1b" not in printed and json.loads(printed)["uuid"] == brain.uuid
 
 
-def test_agents_words_a_phase_as_loading_or_saving_with_how_far(world):
-    """What the agent publishes while it loads or saves, as ``hera agents`` shows it (a stand-in agent: exact figures)."""
-    brain = build(world, "listed.json")
-    world("install", "listed.json", check=True)
+@contextlib.contextmanager
+def stand_in_agent(world, name: str) -> Iterator[tuple[Any, FakeAgent, RuntimeFiles]]:
+    """An installed brain that a stand-in process holds as if it were its agent (it publishes what we write)."""
+    brain = build(world, name)
+    world("install", name, check=True)
     stand_in = FakeAgent(brain.callsign, brain.uuid, "tick")
     try:
         write_pid_file(runtime_of(world), brain.uuid, stand_in.pid)
-        files = RuntimeFiles(runtime_of(world), brain.uuid)
+        yield brain, stand_in, RuntimeFiles(runtime_of(world), brain.uuid)
+    finally:
+        stand_in.stop()
+        world("destroy", brain.uuid, "--yes")
+
+
+def test_agents_words_a_phase_as_loading_or_saving_with_how_far(world):
+    """What the agent publishes while it loads or saves, as ``hera agents`` shows it (a stand-in agent: exact figures)."""
+    with stand_in_agent(world, "listed.json") as (brain, stand_in, files):
         shown = {}
         for state, phase, done, total in [
             ("loading", "init", None, None),
@@ -127,24 +139,14 @@ def test_agents_words_a_phase_as_loading_or_saving_with_how_far(world):
             ("saving", "save"): "saving 71 %",
             ("running", "save"): "running, saving 50 %",  # a checkpoint: the loop runs on
         }
-    finally:
-        stand_in.stop()
-        world("destroy", brain.uuid, "--yes")
 
 
 def test_down_or_checkpoint_of_an_agent_still_loading_says_so_and_how_far(world):
     """It serves no requests until it is up: one line that says why, not a missing socket (a stand-in agent)."""
-    brain = build(world, "early.json")
-    world("install", "early.json", check=True)
-    stand_in = FakeAgent(brain.callsign, brain.uuid, "tick")
-    try:
-        write_pid_file(runtime_of(world), brain.uuid, stand_in.pid)
+    with stand_in_agent(world, "early.json") as (brain, stand_in, files):
         LiveStatus(
             uuid=brain.uuid, pid=stand_in.pid, state="loading", iteration=0, mode="detached", device="cpu",
             phase="load", done=43, total=100,
-        ).write(RuntimeFiles(runtime_of(world), brain.uuid).status)
+        ).write(files.status)
         for verb in ("down", "checkpoint"):
             one_error_line(world(verb, brain.uuid), f"agent {brain.callsign}", "is still coming up (loading 43 %)")
-    finally:
-        stand_in.stop()
-        world("destroy", brain.uuid, "--yes")
