@@ -155,6 +155,8 @@ class Context:
                 "device": self.args.device,
                 "cache_dir": self.args.cache_dir,
             }
+            if getattr(self.args, "cluster", None) is not None:
+                flags["cluster"] = self.args.cluster
             if self.args.command == "build":
                 flags["callsign"] = self.args.callsign
             params: dict[str, Any] = {}

@@ -94,6 +94,9 @@ class Settings(BaseModel):
     system_dir: SettingPath | None = Field(default=None, description="where system-wide agents live")
     runtime_dir: SettingPath | None = Field(default=None, description="pid-files and sockets")
     autosave_interval: float = Field(default=300.0, ge=0, description="seconds between autosaves, 0 = off")
+    cluster: str | None = Field(
+        default=None, min_length=1, description="Ray cluster address to up agents on (docs/cluster.md); none: this machine"
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="layout parameter overrides")
     families: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-family layout parameter overrides"

@@ -155,7 +155,7 @@ def test_a_malformed_settings_file_is_one_line_naming_the_file(
     "which, settings, fragments",
     [
         ("herarc", {"sead": 1}, ["unknown key 'sead'", "did you mean 'seed'?"]),
-        ("hera.json", {"colour": "red"}, ["unknown key 'colour'", "valid keys:", "seed"]),
+        ("hera.json", {"theme": "red"}, ["unknown key 'theme'", "valid keys:", "seed"]),
         ("herarc", {"seed": "seven"}, ["key 'seed'", "integer"]),
         ("hera.json", {"params": [1]}, ["key 'params'", "dictionary"]),
         ("herarc", {"params": {"hidden": {"widht": 40}}}, ["(params)", "'hidden.widht'", "did you mean 'width'?"]),

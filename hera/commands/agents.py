@@ -45,6 +45,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     scope.add_argument("--user", metavar="NAME", help="list another user's agents")
     scope.add_argument("--all", action="store_true", help="list every user's and the system's agents")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    parser.add_argument(
+        "--cluster", metavar="ADDRESS", help="a Ray cluster (host:port) instead of this machine; see docs/cluster.md"
+    )
     return parser
 
 
@@ -220,8 +223,14 @@ def run(ctx: Any) -> int:
     from hera.cache.paths import runtime_dir
     from hera.commands import target
     from hera.errors import HeraError
+    from hera.fleet.commands import address
     from hera.table import emit, human_bytes
 
+    where = address(ctx)
+    if where is not None:
+        from hera.fleet.commands import agents as cluster_agents
+
+        return cluster_agents(ctx, where)
     runtime_dir(target.locations(ctx).runtime_dir)  # refused up front if unsafe, even with nothing installed
     titles = pidfile.running_titles()  # one scan for every agent listed
     rows = []

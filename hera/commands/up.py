@@ -52,6 +52,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--after", type=int, metavar="N", help="with --interactive: run N iterations first, then pause and open the prompt"
     )
     report.add_options(parser)
+    parser.add_argument(
+        "--cluster", metavar="ADDRESS", help="a Ray cluster (host:port) instead of this machine; see docs/cluster.md"
+    )
     return parser
 
 
@@ -70,7 +73,13 @@ def run(ctx: Any) -> int:
     from hera.cache.paths import runtime_dir
     from hera.commands import target
     from hera.errors import HeraError, UsageError
+    from hera.fleet.commands import address
 
+    where = address(ctx)
+    if where is not None:  # a Ray cluster: its own module, so one machine's up never imports Ray
+        from hera.fleet.commands import up as cluster_up
+
+        return cluster_up(ctx, where)
     args = ctx.args
     if args.after is not None and (not args.interactive or args.after < 0):
         raise HeraError("--after N needs --interactive and N >= 0")

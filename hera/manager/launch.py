@@ -63,6 +63,7 @@ def start(
     *,
     claim: AbstractContextManager[Any] | None = None,
     meter: Meter = QUIET,
+    tied: bool = False,
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start the agent; return its process and first status once it serves requests.
 
@@ -71,7 +72,10 @@ def start(
     not while it loads: from then on every command sees the agent as up. A
     Ctrl-C meanwhile (see :class:`Interrupt`) brings it up in standby, with
     ``"interrupted": True`` in the status. ``stall``: see :data:`STALL_TIMEOUT`;
-    ``meter`` draws the phases the agent reports.
+    ``meter`` draws the phases the agent reports. ``tied``: the agent is
+    killed by the kernel when the thread that started it ends (a cluster
+    actor hosting it, :mod:`hera.fleet.host`): a lost host must never leave
+    an orphan writing the same cached file as its restarted successor.
     """
     from hera.cache.paths import private_dir
 
@@ -85,7 +89,7 @@ def start(
     with interrupt.noting():
         try:
             with claim if claim is not None else contextlib.nullcontext():
-                process = _spawn(launch, write_fd)
+                process = _spawn(launch, write_fd, tied)
                 interrupt.process = process
                 _claim(launch, process)
         except BaseException:
@@ -194,7 +198,14 @@ def _claim(launch: Launch, process: subprocess.Popen[bytes]) -> None:
         raise HeraError(f"cannot write the pid-file in {launch.runtime_dir}: {exc.strerror or exc}") from None
 
 
-def _spawn(launch: Launch, write_fd: int) -> subprocess.Popen[bytes]:
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the thread that forked it ends (Linux ``PR_SET_PDEATHSIG``)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+
+
+def _spawn(launch: Launch, write_fd: int, tied: bool = False) -> subprocess.Popen[bytes]:
     from hera.devices import child_env
 
     env = child_env(launch.device)  # on cuda:N, GPU N alone is visible to it, named by its UUID
@@ -209,6 +220,7 @@ def _spawn(launch: Launch, write_fd: int) -> subprocess.Popen[bytes]:
             start_new_session=True,
             cwd=launch.log_dir,
             env=env,
+            preexec_fn=_die_with_parent if tied else None,
         )
     finally:
         os.close(log)

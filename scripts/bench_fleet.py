@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Control latency of a cluster agent beside a local one, in one run (needs ``hera[ray]``).
+
+A local Ray cluster of two nodes on loopback (``ray.cluster_utils.Cluster``:
+a head and a worker that hosts agents) in a throwaway HOME. Two ``tick/example``
+agents built from the same seed, both paused: one up on this machine
+(``hera up --daemon``), one up on the cluster (``hera up --cluster``). Then
+``--requests`` ``status`` requests to each, interleaved one by one so both
+see the same machine, and the median and 95th percentile of each:
+
+* local, one connection: an ``AgentClient`` on the agent's unix socket, kept open;
+* local, a connection each: what a one-shot command pays to reach the agent;
+* cluster: ``ray.get(actor.request.remote("status"))`` on a kept actor handle
+  (the actor keeps one connection to its agent's socket on its node).
+
+    python scripts/bench_fleet.py --requests 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TICK = Path(__file__).resolve().parent.parent / "tests" / "families" / "tick"
+
+
+def _hera(env: dict[str, str], cwd: Path, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "hera", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise SystemExit(f"hera {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _summary(name: str, seconds: list[float]) -> str:
+    ordered = sorted(seconds)
+    p95 = ordered[int(0.95 * (len(ordered) - 1))]
+    return f"{name:<34} median {statistics.median(seconds) * 1e3:7.3f} ms   p95 {p95 * 1e3:7.3f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from hera.fleet import cluster as fleet
+    from hera.manager.client import AgentClient
+
+    root = Path(tempfile.mkdtemp(prefix="hera-bench-fleet-"))
+    home, work, run = root / "home", root / "work", root / "run"
+    for path in (home, work, run):
+        path.mkdir(mode=0o700)
+    shutil.copytree(TICK, work / "tick", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERA_")}
+    env.update(HOME=str(home), XDG_RUNTIME_DIR=str(run))
+    for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        env.pop(key, None)
+    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    made.add_node(num_cpus=1, resources={"hera_agent": 4})
+    made.wait_for_nodes()
+    local_uuid = cluster_uuid = None
+    try:
+        for name in ("local.json", "remote.json"):
+            _hera(env, work, "--family", "tick", "--seed", "7", "build", "-o", name)
+        local = json.loads(_hera(env, work, "up", "local.json", "--daemon", "--paused", "--json"))
+        local_uuid = local["uuid"]
+        remote = json.loads(_hera(env, work, "up", "remote.json", "--paused", "--json", "--cluster", made.address))
+        cluster_uuid = remote["uuid"]
+        fleet.connect(made.address)
+        actor = fleet.handle(made.address, cluster_uuid)
+        socket = run / "hera" / f"{local_uuid}.sock"
+        kept = AgentClient.unix(socket)
+        times: dict[str, list[float]] = {"local, one connection": [], "local, a connection each": [], "cluster (Ray actor)": []}
+        for _ in range(10):  # warm every path once
+            kept.request("status")
+            ray.get(actor.request.remote("status", {}))
+        for _ in range(args.requests):
+            t = time.perf_counter()
+            kept.request("status")
+            times["local, one connection"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            with AgentClient.unix(socket) as once:
+                once.request("status")
+            times["local, a connection each"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            ray.get(actor.request.remote("status", {}))
+            times["cluster (Ray actor)"].append(time.perf_counter() - t)
+        kept.close()
+        print(f"status requests, {args.requests} each, interleaved; {os.cpu_count()} cores")
+        for name, seconds in times.items():
+            print(_summary(name, seconds))
+        ratio = statistics.median(times["cluster (Ray actor)"]) / statistics.median(times["local, one connection"])
+        print(f"cluster / local (one connection), medians: {ratio:.2f}x")
+    finally:
+        if cluster_uuid is not None:
+            subprocess.run([sys.executable, "-m", "hera", "down", "remote.json", "--cluster", made.address], env=env, cwd=work,
+                           capture_output=True, timeout=120)
+        if local_uuid is not None:
+            subprocess.run([sys.executable, "-m", "hera", "down", "local.json"], env=env, cwd=work, capture_output=True, timeout=120)
+        ray.shutdown()
+        made.shutdown()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
