@@ -43,9 +43,9 @@ exit status: 0 done, 1 failed, 2 usage, 3 not found, 4 wrong state (up, not
 up, exists), 5 the agent itself failed, 130 interrupted."""
 
 #: The global options of a command that names one installed agent (``--cache-dir`` says where they live).
-AGENT_OPTIONS = ("uuid", "identifier", "callsign", "cache_dir")
+AGENT_OPTIONS = ("uuid", "identifier", "callsign", "cache_dir", "cluster")
 #: Every global option, by its destination; a command module's ``GLOBALS`` names those it takes.
-GLOBAL_OPTIONS = ("family", "layout", "uuid", "identifier", "callsign", "seed", "device", "cache_dir", "set")
+GLOBAL_OPTIONS = ("family", "layout", "uuid", "identifier", "callsign", "seed", "device", "cache_dir", "cluster", "set")
 
 
 class Parser(argparse.ArgumentParser):
@@ -78,6 +78,7 @@ def global_options(parser: argparse.ArgumentParser, *, suppress: bool, only: Seq
         # A string, not a Path: Path("") is ".", and an empty --cache-dir must reach
         # the settings' check as empty instead of quietly naming the working directory.
         "cache_dir": ("--cache-dir", "DIR", "where installed agents live"),
+        "cluster": ("--cluster", "ADDRESS", "a Ray cluster (host:port) whose nodes run the agents (docs/cluster.md)"),
     }
     for name in GLOBAL_OPTIONS:
         if name not in only:

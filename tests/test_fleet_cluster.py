@@ -3,9 +3,10 @@
 The cluster is Ray's own test utility (``ray.cluster_utils.Cluster``) on
 loopback: a head node that hosts no agent and worker nodes that do (the
 ``hera_agent`` resource), each a real raylet with its own processes. hera is
-run as a user runs it, with ``HERA_CLUSTER`` naming the cluster; the test
-talks to an agent through its actor (:mod:`hera.fleet.cluster`) as the
-local tests talk to a socket. Skipped where Ray is not installed.
+run as a user runs it, with ``HERA_CLUSTER`` naming the cluster; where a
+test steps an agent it talks to the agent's signed control port on its node
+with the owner's key, as the local tests talk to a socket. Skipped where Ray
+is not installed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agent_helpers import build, cached_arrays, same_arrays, tick_world
+from agent_helpers import build, cache_path, cached_arrays, same_arrays, tick_world
 from herakit import World
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'hera[ray]')")
@@ -58,10 +59,22 @@ def _listed(world: World) -> dict[str, dict[str, Any]]:
     return {row["uuid"]: row for row in json.loads(result.out)}
 
 
-def _step(cluster: Any, uuid: str, n: int) -> int:
+def _key(world: World, uuid: str) -> bytes:
+    """The owner's key, where its controller keeps it: the private corner of the (shared) cache."""
+    from hera.manager.files import read_key
+
+    return read_key(cache_path(world, uuid).parent / ".cluster" / "keys" / f"{uuid}.key")
+
+
+def _request(world: World, cluster: Any, uuid: str, op: str, **args: Any) -> Any:
     from hera.fleet import cluster as fleet
 
-    return int(fleet.request(cluster.address, uuid, "step", timeout=None, n=n)["iteration"])
+    with fleet.client(cluster.address, uuid, _key(world, uuid), timeout=None) as client:
+        return client.request(op, **args)
+
+
+def _step(world: World, cluster: Any, uuid: str, n: int) -> int:
+    return int(_request(world, cluster, uuid, "step", n=n)["iteration"])
 
 
 def test_up_agents_down_and_resume_bit_exactly(world: World, cluster: Any) -> None:
@@ -70,8 +83,6 @@ def test_up_agents_down_and_resume_bit_exactly(world: World, cluster: Any) -> No
     On the way: a second up of an agent up on the cluster, and a down of one
     that is not, are each one line.
     """
-    from hera.fleet import cluster as fleet
-
     n, m = 25, 400
     straight = build(world, "straight.json")
     resumed = build(world, "resumed.json")  # the same seed: the same brain under another uuid
@@ -86,9 +97,9 @@ def test_up_agents_down_and_resume_bit_exactly(world: World, cluster: Any) -> No
     assert listed[straight.uuid]["state"] == listed[resumed.uuid]["state"] == "paused"
     assert listed[straight.uuid]["node"] == first["node"] and listed[straight.uuid]["callsign"] == straight.callsign
 
-    assert _step(cluster, straight.uuid, n + m) == n + m
+    assert _step(world, cluster, straight.uuid, n + m) == n + m
     world("down", "straight.json", check=True)
-    assert _step(cluster, resumed.uuid, n) == n
+    assert _step(world, cluster, resumed.uuid, n) == n
     down = world("down", "resumed.json", "--json", check=True)
     assert json.loads(down.out)["iteration"] == n
     assert set(_listed(world)) == set()  # both actors gone for good
@@ -96,11 +107,11 @@ def test_up_agents_down_and_resume_bit_exactly(world: World, cluster: Any) -> No
     assert header.iteration == n
 
     _up(world, "resumed.json", "--paused")
-    assert fleet.request(cluster.address, resumed.uuid, "status")["iteration"] == n
-    assert _step(cluster, resumed.uuid, m) == n + m
+    assert _request(world, cluster, resumed.uuid, "status")["iteration"] == n
+    assert _step(world, cluster, resumed.uuid, m) == n + m
     world("down", "resumed.json", check=True)
     gone = world("down", "resumed.json")
-    assert gone.rc == 3 and gone.err.count("\n") == 1 and "is not up on the cluster" in gone.err, str(gone)
+    assert gone.rc == 4 and gone.err.count("\n") == 1 and "is not up on the cluster" in gone.err, str(gone)
 
     straight_header, straight_arrays = cached_arrays(world, straight.uuid)
     resumed_header, resumed_arrays = cached_arrays(world, resumed.uuid)

@@ -29,7 +29,7 @@ from hera.cache.paths import RuntimeFiles
 from hera.errors import HeraError
 from hera.instance import now, read_header, save
 from hera.instance.atomic import previous_path
-from hera.manager.files import ConnectionFile, Launch, log_path
+from hera.manager.files import ConnectionFile, Launch, log_path, read_key
 
 if TYPE_CHECKING:
     from hera.agent.dataport import DataPort
@@ -292,7 +292,7 @@ def _serve(launch: Launch, header: Header, ready: Ready, files: RuntimeFiles, no
         log.warning("%s", warning)
     pace = _pace(launch, header, runtime)
     last_up = now()
-    key = secrets.token_bytes(32)
+    key = read_key(launch.key_file) if launch.key_file is not None else secrets.token_bytes(32)
     server = ControlServer(launch.uuid, files.socket, tcp=launch.daemon, key=key, tcp_host=launch.tcp_host)
     # In daemon mode a data port beside the control port: bytes in, records out (hera.agent.dataport).
     dataport = DataPort(launch.uuid, key, launch.tcp_host) if launch.daemon else None

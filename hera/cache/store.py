@@ -57,6 +57,9 @@ class Store:
         # The caller's runtime directory; None for another user's cache, whose agents are found by title alone.
         self.runtime_dir = runtime_dir
         self._runtime_safe = False  # checked once: no one else can change a safe directory of ours later
+        #: Where agents of this cache may be up besides this machine (a Ray cluster's nodes): asked first by
+        #: :meth:`liveness`, so destroy, uninstall, grow and copy never take a file an agent runs from there.
+        self.elsewhere: Callable[[str], pidfile.Liveness | None] | None = None
 
     def path_for(self, uuid: str) -> Path:
         return self.directory / f"{uuid}.json"
@@ -141,6 +144,10 @@ class Store:
 
     def liveness(self, uuid: str, titles: dict[str, list[int]] | None = None) -> pidfile.Liveness:
         """Whether ``uuid`` is up, believing only the processes of those who can run it (see :mod:`hera.cache.pidfile`)."""
+        if self.elsewhere is not None:
+            found = self.elsewhere(uuid)
+            if found is not None and found.up:
+                return found
         try:
             owner: int | None = os.lstat(self.path_for(uuid)).st_uid
         except OSError:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from hera.manager.files import LiveStatus
 
 HELP = "list installed agents"
-GLOBALS = ("cache_dir",)
+GLOBALS = ("cache_dir", "cluster")
 EXAMPLE = """\
 examples:
   hera agents
@@ -45,9 +45,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     scope.add_argument("--user", metavar="NAME", help="list another user's agents")
     scope.add_argument("--all", action="store_true", help="list every user's and the system's agents")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
-    parser.add_argument(
-        "--cluster", metavar="ADDRESS", help="a Ray cluster (host:port) instead of this machine; see docs/cluster.md"
-    )
     return parser
 
 

@@ -27,22 +27,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser("down", help=HELP, description=HELP + ".", epilog=EXAMPLE)
     agent_argument(parser)
     report.add_options(parser)
-    parser.add_argument(
-        "--cluster", metavar="ADDRESS", help="a Ray cluster (host:port) instead of this machine; see docs/cluster.md"
-    )
     return parser
 
 
 def run(ctx: Any) -> int:
     from hera.commands import target
-    from hera.fleet.commands import address
     from hera.progress import meter
 
-    where = address(ctx)
-    if where is not None:
-        from hera.fleet.commands import down as cluster_down
-
-        return cluster_down(ctx, where)
     manager = target.select_up(ctx, target.positional(ctx, ctx.args.file), verb="down")
     with meter(ctx, manager.callsign) as progress:  # the save drawn on a terminal, as the agent reports it
         result = manager.shutdown(meter=progress)

@@ -28,7 +28,13 @@ def locations(ctx: Any) -> Locations:
 
 def user_store(ctx: Any) -> Store:
     where = locations(ctx)
-    return Store(where.cache_dir, "user", where.runtime_dir)
+    store = Store(where.cache_dir, "user", where.runtime_dir)
+    cluster = ctx.settings().cluster
+    if cluster is not None:  # its agents may be up on the cluster's nodes: the store asks there too
+        from hera.fleet.cluster import liveness_on
+
+        store.elsewhere = liveness_on(cluster)
+    return store
 
 
 def system_store(ctx: Any) -> Store:
@@ -111,15 +117,13 @@ def report_stale(ctx: Any, agent: Agent, live: Any) -> None:
 
 def select_up(ctx: Any, file: Path | None = None, *, verb: str) -> AgentManager:
     """The up agent the command line names, as its manager; with nothing named, the only one that is up."""
-    from hera.manager import AgentManager
-
     if file is not None or identifier(ctx) is not None:
         if file is not None and not file.is_absolute():
             file = ctx.workdir / file
-        manager = AgentManager(*select(ctx, file, verb=verb))
+        manager = managed(ctx, *select(ctx, file, verb=verb))
         manager.require_up()
         return manager
-    up = [AgentManager(s, a) for s, a in installed(ctx) if s.liveness(a.uuid).up]
+    up = [m for m in (managed(ctx, s, a) for s, a in installed(ctx)) if m.is_alive()]
     if len(up) == 1:
         return up[0]
     if not up:
@@ -130,9 +134,19 @@ def select_up(ctx: Any, file: Path | None = None, *, verb: str) -> AgentManager:
 
 def manager(ctx: Any, file: Path | None = None, *, verb: str) -> AgentManager:
     """The installed agent the command line names, as its manager (up or not)."""
+    return managed(ctx, *select(ctx, file, verb=verb))
+
+
+def managed(ctx: Any, store: Store, agent: Agent) -> AgentManager:
+    """The manager of ``agent``: on this machine, or on the Ray cluster the settings name (docs/cluster.md)."""
     from hera.manager import AgentManager
 
-    return AgentManager(*select(ctx, file, verb=verb))
+    where = ctx.settings().cluster
+    if where is None:
+        return AgentManager(store, agent)
+    from hera.fleet.manager import ClusterAgentManager  # only with a cluster: one machine never imports Ray
+
+    return ClusterAgentManager(store, agent, where)
 
 
 def positional(ctx: Any, file: Path | None) -> Path | None:

@@ -52,9 +52,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--after", type=int, metavar="N", help="with --interactive: run N iterations first, then pause and open the prompt"
     )
     report.add_options(parser)
-    parser.add_argument(
-        "--cluster", metavar="ADDRESS", help="a Ray cluster (host:port) instead of this machine; see docs/cluster.md"
-    )
     return parser
 
 

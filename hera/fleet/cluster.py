@@ -8,10 +8,13 @@ single-machine hera never imports it.
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from hera.errors import Conflict, HeraError, NotFound
+
+if TYPE_CHECKING:
+    from hera.cache.pidfile import Liveness
 
 #: The Ray namespace every hera actor lives in.
 NAMESPACE = "hera"
@@ -76,22 +79,23 @@ def _actor_class(ray: Any) -> Any:
     class HeraAgent(AgentHost):
         """AgentHost told where it runs and whether Ray restarted it (Ray's context, read on its node)."""
 
-        def __init__(self, launch_json: str) -> None:
+        def __init__(self, launch_json: str, key_hex: str, owner: str) -> None:
             context = ray.get_runtime_context()
-            super().__init__(launch_json, context.get_node_id(), context.was_current_actor_reconstructed)
+            super().__init__(
+                launch_json, key_hex, owner, context.get_node_id(), ray.util.get_node_ip_address(),
+                context.was_current_actor_reconstructed,
+            )
 
     return ray.remote(HeraAgent)
 
 
-def up(address: str, launch_json: str, uuid: str, *, host_bytes: int, gpus: float, timeout: float = 600.0) -> dict[str, Any]:
-    """Start the agent's actor with the resources its family's estimate asks for; its description once up."""
+def start(address: str, launch_json: str, uuid: str, *, key: bytes, owner: str, host_bytes: int, gpus: float) -> Any:
+    """Create the agent's actor with the resources its family's estimate asks for (it comes up meanwhile: :func:`ready`).
+
+    The caller has made room for it first (:func:`vacate`); an actor of the
+    same name started meanwhile makes Ray refuse this one.
+    """
     ray = connect(address)
-    try:
-        ray.get_actor(uuid)
-    except ValueError:
-        pass
-    else:
-        raise Conflict(f"agent {uuid[:8]} is already up on the cluster at {address}")
     options: dict[str, Any] = {
         "name": uuid,
         "namespace": NAMESPACE,
@@ -100,8 +104,8 @@ def up(address: str, launch_json: str, uuid: str, *, host_bytes: int, gpus: floa
         "max_concurrency": CONCURRENCY,
         "num_cpus": 0,
         "resources": {AGENT_RESOURCE: 0.001},
+        "memory": int(host_bytes) + RUNTIME_BYTES,
     }
-    options["memory"] = int(host_bytes) + RUNTIME_BYTES
     if gpus:
         options["num_gpus"] = gpus
     if not _fits_somewhere(ray, options):
@@ -110,12 +114,48 @@ def up(address: str, launch_json: str, uuid: str, *, host_bytes: int, gpus: floa
             f"({options['memory'] / 2**30:.2f} GiB host memory{', a GPU' if gpus else ''})",
             hint="'ray status' shows what each node has free; add a node or down another agent",
         )
-    actor = _actor_class(ray).options(**options).remote(launch_json)
+    try:
+        actor = _actor_class(ray).options(**options).remote(launch_json, key.hex(), owner)
+    except ValueError:  # the name is taken: another up of the same agent won the race
+        raise Conflict(f"agent {uuid[:8]} is already up on the cluster at {address}") from None
+    return actor
+
+
+def ready(address: str, uuid: str, actor: Any, timeout: float = 600.0) -> dict[str, Any]:
+    """The agent's description once its actor has started it (its brain loaded); one line, the actor gone, if it failed."""
+    ray = connect(address)
     try:
         return dict(ray.get(actor.describe.remote(), timeout=timeout))
     except Exception as exc:  # noqa: BLE001 - Ray wraps the agent's own failure; one line, the actor gone
         ray.kill(actor, no_restart=True)
         raise HeraError(f"agent {uuid[:8]} did not come up on the cluster: {_cause(exc)}") from None
+
+
+def vacate(address: str, uuid: str) -> None:
+    """Before an up: a :class:`Conflict` if the agent is up on the cluster; an actor whose agent exited is removed."""
+    ray = connect(address)
+    try:
+        old = ray.get_actor(uuid)
+    except ValueError:
+        return
+    found = describe(address, uuid)
+    if found is None or found["up"]:
+        raise Conflict(f"agent {uuid[:8]} is already up on the cluster at {address}")
+    ray.kill(old, no_restart=True)  # its agent was killed or crashed: the cached file holds its last save
+    _until_gone(ray, uuid)
+
+
+def _until_gone(ray: Any, uuid: str, timeout: float = 30.0) -> None:
+    """Until the name of a killed actor is free again (Ray frees it a moment after the kill)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(uuid)
+        except ValueError:
+            return
+        time.sleep(0.1)
 
 
 def _fits_somewhere(ray: Any, options: dict[str, Any]) -> bool:
@@ -159,28 +199,82 @@ def describe(address: str, uuid: str, timeout: float = 10.0) -> dict[str, Any] |
         return None
 
 
-def request(address: str, uuid: str, op: str, timeout: float | None = 30.0, **args: Any) -> Any:
-    ray = connect(address)
+def client(address: str, uuid: str, key: bytes, timeout: float | None = 30.0) -> Any:
+    """A signed connection to the agent's own control port on its node: no Ray in the path of a request."""
+    import socket
+
+    from hera.manager.client import AgentClient, AgentGone
+
+    found = describe(address, uuid)
+    if found is None:
+        raise Conflict(f"agent {uuid[:8]} is restarting on the cluster at {address}", hint="try again in a few seconds")
+    port = (found.get("status") or {}).get("tcp_port")
+    if not found["up"] or port is None:
+        raise Conflict(f"agent {uuid[:8]} is not up on the cluster at {address}")
     try:
-        return ray.get(handle(address, uuid).request.remote(op, args, timeout))
+        sock = socket.create_connection((found["ip"], int(port)), timeout=timeout)
+    except OSError as exc:
+        raise AgentGone(f"cannot reach agent {uuid[:8]} at {found['ip']}:{port}: {exc.strerror or exc}") from None
+    return AgentClient(sock, key=key, timeout=timeout, uuid=uuid)
+
+
+def signal(address: str, uuid: str, key: bytes, signum: int) -> int:
+    """A real signal to the agent's process on its node, sent by its actor on the owner's proof; the agent's pid."""
+    import time
+
+    from hera.fleet.host import signal_proof
+
+    ray = connect(address)
+    stamp = time.time()
+    try:
+        return int(ray.get(handle(address, uuid).signal.remote(signum, stamp, signal_proof(key, uuid, signum, stamp))))
     except ray.exceptions.RayTaskError as exc:
-        raise HeraError(f"agent {uuid[:8]}: {_cause(exc)}") from None
+        raise Conflict(f"agent {uuid[:8]}: {_cause(exc)}") from None
 
 
-def down(address: str, uuid: str) -> dict[str, Any]:
-    """The agent saves to the shared cache and exits; then its actor is removed for good (no restart)."""
+def finish(address: str, uuid: str, timeout: float) -> bool:
+    """After a down: wait for the agent's process to exit, then remove its actor for good (no restart); whether it exited."""
     ray = connect(address)
     actor = handle(address, uuid)
     try:
-        result = dict(ray.get(actor.down.remote()))
-    except ray.exceptions.RayTaskError as exc:
-        raise HeraError(f"agent {uuid[:8]} could not go down: {_cause(exc)}") from None
-    ray.kill(actor, no_restart=True)
-    return result
+        exited = bool(ray.get(actor.wait_exit.remote(timeout)))
+    except ray.exceptions.RayActorError:
+        exited = True
+    if exited:
+        ray.kill(actor, no_restart=True)
+        _until_gone(ray, uuid)
+    return exited
 
 
-def owner_tag() -> str:
-    """Who upped an agent, for the listing (the cluster's own auth decides who may reach it; see docs/cluster.md)."""
-    import pwd
+def describe_all(address: str, uuids: list[str], timeout: float = 10.0) -> dict[str, dict[str, Any] | None]:
+    """:func:`describe` of many agents at once: every call sent, then every answer gathered (one wait, not N)."""
+    ray = connect(address)
+    calls: dict[str, Any] = {}
+    for uuid in uuids:
+        try:
+            calls[uuid] = ray.get_actor(uuid).describe.remote()
+        except ValueError:  # went down between the listing and now
+            continue
+    found: dict[str, dict[str, Any] | None] = {}
+    for uuid, call in calls.items():
+        try:
+            found[uuid] = dict(ray.get(call, timeout=timeout))
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+            found[uuid] = None
+    return found
 
-    return pwd.getpwuid(os.getuid()).pw_name
+
+def liveness_on(address: str) -> Callable[[str], Liveness | None]:
+    """For :attr:`hera.cache.store.Store.elsewhere`: whether an agent is up on this cluster (pid on its node)."""
+    from hera.cache.pidfile import Liveness
+
+    def up_there(uuid: str) -> Liveness | None:
+        try:
+            found = describe(address, uuid)
+        except NotFound:
+            return None
+        if found is None:  # its actor is restarting: as good as up, nobody may take its file now
+            return Liveness(pid=-1, pid_file=True)
+        return Liveness(pid=found["pid"], pid_file=True) if found["up"] else None
+
+    return up_there

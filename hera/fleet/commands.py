@@ -1,9 +1,11 @@
-"""``up``, ``agents`` and ``down`` on a cluster: the same output as on one machine, plus the node.
+"""``up`` and ``agents`` on a cluster: the same output as on one machine, plus the node.
 
-The cache is the ``cache_dir`` setting, which for a cluster must be a path
-every node reaches (a shared filesystem): ``up`` installs there, the agent
-saves there, ``down`` leaves its state there, and an ``up`` from any node
-resumes it.
+Every other command reaches a cluster agent through its manager
+(:class:`hera.fleet.manager.ClusterAgentManager`, chosen by
+:func:`hera.commands.target.managed`). The cache is the ``cache_dir``
+setting, which for a cluster must be a path every node reaches (a shared
+filesystem): ``up`` installs there, the agent saves there, ``down`` leaves
+its state there, and an ``up`` from any node resumes it.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ def up(ctx: Any, where: str) -> int:
     """Install the agent in the shared cache if needed and start its actor; the agent's node and status."""
     from hera import family as families, plan as plans
     from hera.commands import report
+    from hera.commands.target import owner
     from hera.commands.up import _roll_back, _select_or_install
     from hera.errors import HeraError
-    from hera.fleet import cluster
+    from hera.fleet import cluster, keys
     from hera.manager.files import Launch
 
     args = ctx.args
@@ -41,16 +44,21 @@ def up(ctx: Any, where: str) -> int:
             uuid=agent.uuid,
             cache_path=agent.path.absolute(),
             runtime_dir=agent.path.parent,  # replaced on the node by its own runtime directory
-            log_dir=agent.path.parent,
+            log_dir=keys.cluster_dir(store, "logs"),  # in the shared cache: 'hera logs' reads it from any machine
             workdir=ctx.workdir.absolute(),
             device=device,
             start_state="paused" if args.paused else "running",
             autosave_interval=settings.autosave_interval,
             pace=args.pace,
         )
-        found = cluster.up(
-            where, launch.model_dump_json(), agent.uuid, host_bytes=estimate.host_bytes, gpus=1 if device != "cpu" else 0
-        )
+        with store.locked():  # two ups of one agent: the second finds the first's actor, and its key intact
+            cluster.vacate(where, agent.uuid)
+            key = keys.new_key(store, agent.uuid)  # only once nothing runs with the key it replaces
+            actor = cluster.start(
+                where, launch.model_dump_json(), agent.uuid, key=key, owner=owner(),
+                host_bytes=estimate.host_bytes, gpus=1 if device != "cpu" else 0,
+            )
+        found = cluster.ready(where, agent.uuid, actor)
     except BaseException:
         if fresh:
             _roll_back(store, agent)
@@ -75,17 +83,20 @@ def up(ctx: Any, where: str) -> int:
 
 
 def agents(ctx: Any, where: str) -> int:
-    """The agents the cluster hosts: the listing's columns, plus NODE and MOVED (restarted by Ray)."""
+    """The agents the cluster hosts, the user's own (``--all``: everyone's): the listing's columns, plus NODE and MOVED."""
     from hera.commands import target
     from hera.fleet import cluster
     from hera.table import emit
 
+    me = target.owner()
     headers = {agent.uuid: agent for _, agent in target.installed(ctx)}
     rows: list[dict[str, Any]] = []
-    for uuid in cluster.running(where):
+    for uuid, found in cluster.describe_all(where, cluster.running(where)).items():
+        owner = found["owner"] if found else None
+        if owner != ctx.args.user if ctx.args.user is not None else not ctx.args.all and owner not in (me, None):
+            continue  # another user's, as on one machine: --user NAME or --all lists theirs
         agent = headers.get(uuid)
         header = agent.header if agent is not None else None
-        found = cluster.describe(where, uuid)
         status = (found or {}).get("status") or {}
         rows.append(
             {
@@ -93,6 +104,7 @@ def agents(ctx: Any, where: str) -> int:
                 "callsign": agent.callsign if agent is not None else None,
                 "family": header.family.name if header else None,
                 "layout": header.layout if header else None,
+                "owner": owner,
                 "state": _state(found, status),
                 "node": found["node"] if found else None,
                 "ip": found["ip"] if found else None,
@@ -103,6 +115,7 @@ def agents(ctx: Any, where: str) -> int:
                 "moved": bool(found and found["restarted"]),
             }
         )
+    rows.sort(key=lambda row: (row["callsign"] or "~", row["uuid"]))
     if ctx.args.json:
         emit(ctx.out, rows, [], True)
         return 0
@@ -118,8 +131,9 @@ def agents(ctx: Any, where: str) -> int:
         for row in rows
     ]
     columns = [
-        ("uuid", "UUID"), ("callsign", "CALLSIGN"), ("model", "FAMILY/LAYOUT"), ("state", "STATE"), ("node", "NODE"),
-        ("ip", "IP"), ("pid", "PID"), ("iteration", "ITERATION"), ("rate", "IT/S"), ("device", "DEVICE"), ("moved", "MOVED"),
+        ("uuid", "UUID"), ("callsign", "CALLSIGN"), ("model", "FAMILY/LAYOUT"), ("owner", "OWNER"), ("state", "STATE"),
+        ("node", "NODE"), ("ip", "IP"), ("pid", "PID"), ("iteration", "ITERATION"), ("rate", "IT/S"),
+        ("device", "DEVICE"), ("moved", "MOVED"),
     ]
     emit(ctx.out, shown, columns, False)
     return 0
@@ -130,18 +144,5 @@ def _state(found: dict[str, Any] | None, status: dict[str, Any]) -> str:
     if found is None:
         return "restarting"  # the actor does not answer: Ray is starting it (again), or its node is lost
     if not found["up"]:
-        return "exited (see its log on its node)"
+        return f"exited {found['exit_code']} (see 'hera logs')"
     return str(status.get("shown") or status.get("state") or "up")
-
-
-def down(ctx: Any, where: str) -> int:
-    """The named agent saves to the shared cache and its actor ends for good."""
-    from hera.commands import report, target
-    from hera.fleet import cluster
-
-    cluster.connect(where)  # a cluster that is not there (or no Ray) is said before any name is looked up
-    _, agent = target.select(ctx, target.positional(ctx, ctx.args.file), verb="down")
-    result = cluster.down(where, agent.uuid)
-    facts = {"callsign": agent.callsign, "uuid": agent.uuid, "iteration": result["iteration"], "path": result["path"]}
-    report.done(ctx, f"down {agent.callsign} {agent.uuid} at iteration {result['iteration']} -> {result['path']}", facts)
-    return 0

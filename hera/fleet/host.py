@@ -3,11 +3,15 @@
 The actor does not run a brain itself: it starts the *same* agent runtime a
 single machine runs (``python -m hera.agent``, through
 :func:`hera.manager.launch.start`) as its child on the node Ray placed it on,
-with a node-local runtime directory for its socket, pid-file and status, and
-the cached file on the cluster's shared cache path. Control requests reach
-the agent through the actor, which holds one connection to the agent's unix
-socket. So everything the agent does (saves, autosaves, the file format, the
-protocol) is what it does on one machine, and a fix there reaches clusters.
+in daemon mode: a node-local private runtime directory for its socket,
+pid-file and status, the cached file on the cluster's shared cache path, and
+a control port on the node's address whose every message is signed with the
+key the owner's controller made (:mod:`hera.fleet.keys`). Controllers talk to
+the agent on that port directly, as to a daemon on one machine; the actor
+only says where the agent is (:meth:`AgentHost.describe`), sends it real
+signals that carry the owner's proof (:meth:`AgentHost.signal`), and waits for
+it to exit (:meth:`AgentHost.wait_exit`). So everything the agent does (saves,
+autosaves, the file format, the protocol) is what it does on one machine.
 
 The agent is *tied* to the thread that started it (``PR_SET_PDEATHSIG``): if
 the actor's process dies (its node lost, ``ray.kill``), the kernel kills the
@@ -18,11 +22,17 @@ from the last save (the down's, or the last autosave).
 
 from __future__ import annotations
 
+import hmac
 import os
+import signal as signals
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
+
+#: How far a signal's timestamp may be from the node's clock (seconds): a proof is good once, and only this long.
+SIGNAL_WINDOW = 120.0
 
 
 def node_runtime_dir(node_id: str) -> Path:
@@ -34,24 +44,34 @@ def node_runtime_dir(node_id: str) -> Path:
     return Path(tempfile.gettempdir()) / f"hera-fleet-{os.getuid()}" / node_id[:16]
 
 
-class AgentHost:
-    """One agent on this node: started at construction (also after a restart), reached through ``request``."""
+def signal_proof(key: bytes, uuid: str, signum: int, stamp: float) -> str:
+    """What a controller shows to have a real signal sent: the key's HMAC of the agent, the signal and the time."""
+    from hera.agent import protocol
 
-    def __init__(self, launch_json: str, node_id: str, restarted: bool) -> None:
+    return protocol.sign(key, uuid, 0, f"{signum}\n{stamp!r}", "signal")
+
+
+class AgentHost:
+    """One agent on this node: started at construction (also after a restart), described, signalled, waited for."""
+
+    def __init__(self, launch_json: str, key_hex: str, owner: str, node_id: str, node_ip: str, restarted: bool) -> None:
         from hera.cache.paths import private_dir, runtime_dir
-        from hera.manager.files import Launch
+        from hera.manager.files import Launch, write_key
 
         self.node_id = node_id
+        self.node_ip = node_ip
+        self.owner = owner
         self.restarted = restarted
+        self.key = bytes.fromhex(key_hex)
+        self.used: dict[str, float] = {}  # signal proofs already honoured, until they are too old to be taken anyway
         base = node_runtime_dir(node_id)
         private_dir(base.parent)
         runtime_dir(base, create=True)
-        self.launch = Launch.model_validate_json(launch_json).model_copy(
-            update={"runtime_dir": base, "log_dir": base / "logs", "daemon": False}
-        )
+        launch = Launch.model_validate_json(launch_json)
+        key_file = base / f"{launch.uuid}.key"
+        write_key(key_file, self.key)  # for the agent: on its argv, the key would be anyone's to read
+        self.launch = launch.model_copy(update={"runtime_dir": base, "daemon": True, "tcp_host": node_ip, "key_file": key_file})
         self.lock = threading.Lock()
-        self.client: Any = None
-        self.status: dict[str, Any] = {}
         self.error: BaseException | None = None
         self.process: Any = None
         started = threading.Event()
@@ -66,7 +86,7 @@ class AgentHost:
         from hera.manager import launch as launcher
 
         try:
-            self.process, self.status = launcher.start(self.launch, tied=True)
+            self.process, _ = launcher.start(self.launch, tied=True)
         except BaseException as exc:  # handed to the constructor, which raises it to Ray (and the controller)
             self.error = exc
             started.set()
@@ -75,7 +95,7 @@ class AgentHost:
         self.process.wait()
 
     def describe(self) -> dict[str, Any]:
-        """Where the agent runs and what it last published (read from its status file, never asked)."""
+        """Where the agent runs, whose it is and what it last published (read from its status file, never asked)."""
         from hera.cache.paths import RuntimeFiles
         from hera.manager.files import LiveStatus
 
@@ -83,43 +103,39 @@ class AgentHost:
         running = self.process is not None and self.process.poll() is None
         return {
             "node": self.node_id,
-            "ip": _node_ip(),
+            "ip": self.node_ip,
             "pid": self.process.pid if self.process is not None else None,
             "up": running,
+            "exit_code": None if running or self.process is None else self.process.returncode,
+            "owner": self.owner,
             "restarted": self.restarted,
             "status": {**live.model_dump(mode="json"), "shown": live.shown} if live is not None and running else None,
         }
 
-    def request(self, op: str, args: dict[str, Any], timeout: float | None = 30.0) -> Any:
-        """One control request to the agent, on the connection this actor keeps (opened again if it was lost)."""
-        from hera.cache.paths import RuntimeFiles
-        from hera.manager.client import AgentClient, AgentGone
+    def signal(self, signum: int, stamp: float, proof: str) -> int:
+        """Send the agent a real signal, if the proof is the owner's, fresh, and not used before; the agent's pid."""
+        from hera.errors import Conflict, HeraError
 
+        expected = signal_proof(self.key, self.launch.uuid, signum, stamp)
+        now = time.time()
         with self.lock:
-            for attempt in (1, 2):
-                if self.client is None:
-                    self.client = AgentClient.unix(RuntimeFiles(self.launch.runtime_dir, self.launch.uuid).socket)
-                try:
-                    return self.client.request(op, timeout=timeout, **args)
-                except AgentGone:
-                    self.client.close()
-                    self.client = None
-                    if attempt == 2 or op == "down":
-                        raise
-        raise AssertionError("unreachable")
+            self.used = {seen: at for seen, at in self.used.items() if now - at < 2 * SIGNAL_WINDOW}
+            if not hmac.compare_digest(proof, expected) or abs(now - stamp) > SIGNAL_WINDOW or proof in self.used:
+                raise HeraError("the signal's proof is not the owner's (or is stale, or was used before); nothing was sent")
+            self.used[proof] = now
+            if self.process is None or self.process.poll() is not None:
+                raise Conflict(f"agent {self.launch.uuid[:8]} is not up (it went down just now)")
+            self.process.send_signal(signals.Signals(signum))  # Popen never signals a pid it has reaped
+            return int(self.process.pid)
 
-    def down(self) -> dict[str, Any]:
-        """Save and stop the agent; the answer once its process has exited (the actor is killed after it)."""
-        result = dict(self.request("down", {}, timeout=None))
-        if self.process is not None:
-            self.process.wait(timeout=60)
-        return result
+    def wait_exit(self, timeout: float) -> bool:
+        """Whether the agent's process has exited within ``timeout`` seconds (after a down, or a signal that ends it)."""
+        import subprocess
 
-
-def _node_ip() -> str | None:
-    try:
-        import ray
-
-        return str(ray.util.get_node_ip_address())
-    except Exception:  # noqa: BLE001 - an address is a nicety in a listing
-        return None
+        if self.process is None:
+            return True
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True

@@ -48,11 +48,31 @@ class Launch(BaseModel):
     device: str  # "cpu" or "cuda:N"
     daemon: bool = False
     tcp_host: str = "127.0.0.1"
+    #: A daemon's key from this private file (64 hex digits) instead of a fresh one: a cluster agent's key is
+    #: made by its owner's controller, which alone keeps it (docs/cluster.md). Never on argv: others read argv.
+    key_file: Path | None = None
     start_state: str = "running"
     autosave_interval: float = 300.0
     #: The pace to keep (see :mod:`hera.pace`); None keeps the one the instance was built or last run with.
     pace: str | None = None
     ready_fd: int = -1
+
+
+def read_key(path: Path) -> bytes:
+    """A 32-byte key kept as 64 hex digits in a private file (:func:`read_private`); one line if it is not one."""
+    try:
+        text = read_private(path).strip()
+        key = bytes.fromhex(text)
+    except (OSError, ValueError) as exc:
+        raise HeraError(f"{path}: not a readable hera key file ({exc})") from None
+    if len(key) != 32:
+        raise HeraError(f"{path}: not a readable hera key file (a key is 64 hex digits)")
+    return key
+
+
+def write_key(path: Path, key: bytes) -> None:
+    """``key`` as a private key file: 0600, created fresh and renamed into place, fsynced."""
+    _write_private(path, key.hex() + "\n")
 
 
 def log_path(log_dir: Path, uuid: str) -> Path:
