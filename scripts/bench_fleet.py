@@ -8,10 +8,15 @@ agents built from the same seed, both paused: one up on this machine
 ``--requests`` ``status`` requests to each, interleaved one by one so both
 see the same machine, and the median and 95th percentile of each:
 
-* local, one connection: an ``AgentClient`` on the agent's unix socket, kept open;
-* local, a connection each: what a one-shot command pays to reach the agent;
-* cluster: ``ray.get(actor.request.remote("status"))`` on a kept actor handle
-  (the actor keeps one connection to its agent's socket on its node).
+* local, unix socket: an ``AgentClient`` on the agent's unix socket, kept open;
+* local, signed TCP: the same agent's daemon port, every message signed
+  (HMAC-SHA256), kept open;
+* cluster, signed TCP: the cluster agent's control port on its node, found
+  through its actor once, signed with the owner's key, kept open (what the
+  hera shell and every command's requests use);
+* local and cluster, a connection each: what a one-shot command pays to
+  reach the agent (for the cluster: its actor's description through Ray,
+  then the connection).
 
     python scripts/bench_fleet.py --requests 200
 """
@@ -55,6 +60,7 @@ def main() -> int:
 
     from hera.fleet import cluster as fleet
     from hera.manager.client import AgentClient
+    from hera.manager.files import read_key
 
     root = Path(tempfile.mkdtemp(prefix="hera-bench-fleet-"))
     home, work, run = root / "home", root / "work", root / "run"
@@ -77,30 +83,40 @@ def main() -> int:
         remote = json.loads(_hera(env, work, "up", "remote.json", "--paused", "--json", "--cluster", made.address))
         cluster_uuid = remote["uuid"]
         fleet.connect(made.address)
-        actor = fleet.handle(made.address, cluster_uuid)
+        key = read_key(home / ".local" / "share" / "hera" / "agents" / ".cluster" / "keys" / f"{cluster_uuid}.key")
         socket = run / "hera" / f"{local_uuid}.sock"
-        kept = AgentClient.unix(socket)
-        times: dict[str, list[float]] = {"local, one connection": [], "local, a connection each": [], "cluster (Ray actor)": []}
+        connection = run / "hera" / f"{local_uuid}.connection.json"
+        kept = {
+            "local, unix socket": AgentClient.unix(socket),
+            "local, signed TCP": AgentClient.tcp(connection),
+            "cluster, signed TCP": fleet.client(made.address, cluster_uuid, key),
+        }
+        once = {
+            "local, a connection each (unix)": lambda: AgentClient.unix(socket),
+            "cluster, a connection each": lambda: fleet.client(made.address, cluster_uuid, key),
+        }
+        times: dict[str, list[float]] = {name: [] for name in [*kept, *once]}
         for _ in range(10):  # warm every path once
-            kept.request("status")
-            ray.get(actor.request.remote("status", {}))
+            for client in kept.values():
+                client.request("status")
         for _ in range(args.requests):
-            t = time.perf_counter()
-            kept.request("status")
-            times["local, one connection"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            with AgentClient.unix(socket) as once:
-                once.request("status")
-            times["local, a connection each"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            ray.get(actor.request.remote("status", {}))
-            times["cluster (Ray actor)"].append(time.perf_counter() - t)
-        kept.close()
+            for name, client in kept.items():
+                t = time.perf_counter()
+                client.request("status")
+                times[name].append(time.perf_counter() - t)
+            for name, connect in once.items():
+                t = time.perf_counter()
+                with connect() as fresh:
+                    fresh.request("status")
+                times[name].append(time.perf_counter() - t)
+        for client in kept.values():
+            client.close()
         print(f"status requests, {args.requests} each, interleaved; {os.cpu_count()} cores")
         for name, seconds in times.items():
             print(_summary(name, seconds))
-        ratio = statistics.median(times["cluster (Ray actor)"]) / statistics.median(times["local, one connection"])
-        print(f"cluster / local (one connection), medians: {ratio:.2f}x")
+        medians = {name: statistics.median(seconds) for name, seconds in times.items()}
+        print(f"cluster / local unix socket, medians: {medians['cluster, signed TCP'] / medians['local, unix socket']:.2f}x")
+        print(f"cluster / local signed TCP, medians: {medians['cluster, signed TCP'] / medians['local, signed TCP']:.2f}x")
     finally:
         if cluster_uuid is not None:
             subprocess.run([sys.executable, "-m", "hera", "down", "remote.json", "--cluster", made.address], env=env, cwd=work,

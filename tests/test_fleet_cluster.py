@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agent_helpers import build, cache_path, cached_arrays, same_arrays, tick_world
+from agent_helpers import build, cache_path, cached_arrays, same_arrays, tick_world, wait_for
 from herakit import World
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'hera[ray]')")
@@ -173,3 +173,114 @@ def test_an_agent_whose_node_dies_runs_again_on_another_from_its_last_save(world
         time.sleep(0.1)
     assert not psutil.pid_exists(placed["pid"]), "the lost node's agent outlived its actor: two agents, one file"
     world("down", "t.json", check=True)
+
+
+def test_every_command_reaches_a_cluster_agent_as_on_one_machine(world: World, cluster: Any) -> None:
+    """inspect, signal (stop, feed, continue, read), checkpoint, copy, pace, logs; destroy refused while it runs."""
+    built = build(world, "t.json")
+    placed = _up(world, "t.json", "--paused")
+    who = ("--uuid", built.uuid[:8])
+
+    inspected = world(*who, "inspect", check=True)
+    assert f"up (pid {placed['pid']})" in inspected.out, str(inspected)
+    fed = world(*who, "signal", "SIGTTIN", input="hello")
+    assert fed.rc == 0 and "fed 5 byte(s)" in fed.err, str(fed)
+    assert world(*who, "signal", "SIGCONT", check=True).out.startswith(f"sent SIGCONT to {built.callsign}")
+    assert wait_for(lambda: _listed(world)[built.uuid]["state"] == "running", 20, "running")
+    read = world(*who, "signal", "SIGTTOU", "--raw", check=True)
+    assert read.out == "hello", str(read)  # tick echoes what it is fed, byte for byte
+    assert world(*who, "signal", "SIGTSTP", check=True).rc == 0
+    assert wait_for(lambda: _listed(world)[built.uuid]["state"] == "paused", 20, "paused")
+
+    point = json.loads(world(*who, "checkpoint", "--json", check=True).out)
+    header, _ = cached_arrays(world, built.uuid)
+    assert header.iteration == point["iteration"] > 0  # written to the shared cache by the agent on its node
+    world(*who, "copy", "-o", "c.json", check=True)
+    from hera.instance import read_header
+
+    assert read_header(world.workdir / "c.json").iteration == point["iteration"]  # paused: nothing ran since
+    assert world(*who, "pace", check=True).out.startswith(f"pace {built.callsign}")
+    logs = world(*who, "logs", check=True)
+    assert "checkpoint: iteration" in logs.out, str(logs)
+
+    refused = world(*who, "destroy", "--yes")
+    assert refused.rc == 4 and refused.err.count("\n") == 1 and "cannot destroy it" in refused.err, str(refused)
+    world(*who, "down", check=True)
+    assert cache_path(world, built.uuid).exists()
+
+
+def test_only_the_owner_controls_a_cluster_agent(world: World, cluster: Any) -> None:
+    """Without the owner's key nothing reaches the agent: not a request, not a signal, not a replayed proof."""
+    import secrets
+
+    from hera.errors import HeraError
+    from hera.fleet import cluster as fleet
+    from hera.fleet.host import signal_proof
+
+    built = build(world, "t.json")
+    _up(world, "t.json", "--paused")
+    actor = fleet.handle(cluster.address, built.uuid)
+    key = _key(world, built.uuid)
+
+    with pytest.raises(HeraError, match="did not prove it holds the agent's key"):
+        fleet.client(cluster.address, built.uuid, secrets.token_bytes(32))  # a stranger's key: nothing is sent
+    forged = signal_proof(secrets.token_bytes(32), built.uuid, 15, time.time())
+    with pytest.raises(ray.exceptions.RayTaskError, match="proof is not the owner's"):
+        ray.get(actor.signal.remote(15, time.time(), forged))
+    stamp = time.time()
+    honest = signal_proof(key, built.uuid, 20, stamp)  # SIGTSTP: harmless to a paused agent
+    ray.get(actor.signal.remote(20, stamp, honest))
+    with pytest.raises(ray.exceptions.RayTaskError, match="used before"):
+        ray.get(actor.signal.remote(20, stamp, honest))  # a proof seen on the wire is good once
+    old = time.time() - 3600
+    with pytest.raises(ray.exceptions.RayTaskError, match="stale"):
+        ray.get(actor.signal.remote(15, old, signal_proof(key, built.uuid, 15, old)))
+
+    held = cache_path(world, built.uuid).parent / ".cluster" / "keys" / f"{built.uuid}.key"
+    kept = held.read_bytes()
+    held.unlink()  # a controller that never had the key: another user's, or another cache
+    for args in (("down",), ("signal", "SIGKILL"), ("checkpoint",)):
+        result = world("--uuid", built.uuid[:8], *args)
+        assert result.rc == 4 and result.err.count("\n") == 1 and "only its owner can control it" in result.err, str(result)
+    assert _listed(world)[built.uuid]["state"] == "paused"  # untouched through all of it
+    held.write_bytes(kept)
+    held.chmod(0o600)
+    world("--uuid", built.uuid[:8], "down", check=True)
+
+
+@pytest.mark.load
+def test_sixteen_agents_up_fed_downed_and_resumed_bit_exactly(world: World, cluster: Any) -> None:
+    """16 agents over two nodes: each fed, stepped, downed, upped again, stepped; each equals one that never stopped."""
+    cluster.add_node(num_cpus=1, resources={"hera_agent": 16})
+    cluster.wait_for_nodes()
+    count, n, m = 16, 300, 500
+    straight = build(world, "straight.json")
+    agents = [build(world, f"a{i}.json") for i in range(count)]  # one seed: the same brain under 16 uuids
+
+    def all_up(names: list[str]) -> list[dict[str, Any]]:
+        started = [world.popen("up", name, "--paused", "--json") for name in names]
+        outputs = [process.communicate(timeout=300) for process in started]
+        assert all(process.returncode == 0 for process in started), outputs
+        assert all(out.strip() for out, _ in outputs), outputs
+        return [json.loads(out) for out, _ in outputs]
+
+    placed = all_up(["straight.json", *(f"a{i}.json" for i in range(count))])
+    assert len({row["node"] for row in placed}) == 2  # Ray spread them over both nodes that host agents
+    for agent in [straight, *agents]:
+        _request(world, cluster, agent.uuid, "feed", data="ZmVkIGJ5dGVz")  # b"fed bytes"
+    assert _step(world, cluster, straight.uuid, n + m) == n + m
+    for agent in agents:
+        assert _step(world, cluster, agent.uuid, n) == n
+    downs = [world.popen("--uuid", agent.uuid, "down") for agent in agents]
+    assert all(process.wait(timeout=300) == 0 for process in downs)
+    assert set(_listed(world)) == {straight.uuid}
+    all_up([f"a{i}.json" for i in range(count)])
+    for agent in agents:
+        assert _step(world, cluster, agent.uuid, m) == n + m
+    downs = [world.popen("--uuid", agent.uuid, "down") for agent in [straight, *agents]]
+    assert all(process.wait(timeout=300) == 0 for process in downs)
+    _, expected = cached_arrays(world, straight.uuid)
+    for agent in agents:
+        header, arrays = cached_arrays(world, agent.uuid)
+        assert header.iteration == n + m
+        same_arrays(expected, arrays)

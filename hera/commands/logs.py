@@ -32,12 +32,7 @@ def run(ctx: Any) -> int:
     from hera.manager.files import log_path
 
     store, agent = target.select(ctx, target.positional(ctx, ctx.args.file), verb="show the log of")
-    if ctx.settings().cluster is not None:  # a cluster agent logs into the shared cache, from whichever node
-        from hera.fleet.keys import cluster_dir
-
-        path = log_path(cluster_dir(store, "logs"), agent.uuid)
-    else:
-        path = log_path(target.locations(ctx).state_dir / "logs", agent.uuid)
+    path = log_path(target.log_dir(ctx, store), agent.uuid)
     if not path.exists():
         raise NotFound(f"agent {agent.callsign} has no log yet ({path})", hint="it is written once the agent goes up")
     handle = open(path, encoding="utf-8", errors="replace")

@@ -116,6 +116,8 @@ def run(ctx: Any) -> int:
             ctx.out.write(f"attached {handle!r}; 'agent' is it, 'detach' lets go\n")
         elif sys.stdin.isatty() and sys.stdout.isatty():  # a terminal: it becomes the debug prompt
             ctx.out.flush()
+            if ctx.settings().cluster is not None:  # the shell finds the agent where this command did
+                os.environ["HERA_CLUSTER"] = ctx.settings().cluster
             os.execv(sys.executable, children.python("-m", "hera.shell", "--attach", agent.uuid))
         return 0
     if name == "SIGTTIN":

@@ -37,6 +37,15 @@ def user_store(ctx: Any) -> Store:
     return store
 
 
+def log_dir(ctx: Any, store: Store) -> Path:
+    """Where an agent's log is: this machine's state directory, or for a cluster agent the shared cache's private corner."""
+    if ctx.settings().cluster is not None:
+        from hera.fleet.keys import cluster_dir
+
+        return cluster_dir(store, "logs")
+    return locations(ctx).state_dir / "logs"
+
+
 def system_store(ctx: Any) -> Store:
     where = locations(ctx)
     return Store(where.system_dir, "system", where.runtime_dir)

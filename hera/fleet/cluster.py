@@ -54,7 +54,34 @@ def connect(address: str) -> Any:
             f"cannot reach the Ray cluster at {address}: {first}",
             hint="start it with 'ray start --head' (see docs/cluster.md), or check --cluster / HERA_CLUSTER",
         ) from None
+    _quiet_raylet()
     return ray
+
+
+def _quiet_raylet() -> None:
+    """Ray's cluster-wide warnings (a raylet starting many workers...) into hera's log, never into a command's stdout.
+
+    Every driver runs a thread that prints the GCS's error channel to
+    *stdout* (``ray._private.worker.listen_error_messages``), whatever
+    ``log_to_driver`` says, so ``hera up --json`` would print them before its
+    JSON. They are about the cluster, not the command: hera says its own
+    errors in one line, and these go to the ``hera.fleet`` logger.
+    """
+    import logging
+
+    import ray._private.worker as worker
+
+    logger = logging.getLogger("hera.fleet")
+    printed = worker.print_to_stdstream
+
+    def logged(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") == "raylet":
+            for line in data.get("lines", []):
+                logger.info("ray: %s", line)
+            return
+        printed(data, ignore_prefix)
+
+    worker.print_to_stdstream = logged
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:
@@ -105,6 +132,9 @@ def start(address: str, launch_json: str, uuid: str, *, key: bytes, owner: str, 
         "num_cpus": 0,
         "resources": {AGENT_RESOURCE: 0.001},
         "memory": int(host_bytes) + RUNTIME_BYTES,
+        # Spread, not packed (Ray's default fills one node first): agents share a node's cores and memory
+        # bandwidth, and a lost node should take as few of them as it can.
+        "scheduling_strategy": "SPREAD",
     }
     if gpus:
         options["num_gpus"] = gpus

@@ -151,7 +151,7 @@ class AgentHandle:
         from hera.commands import target
         from hera.manager.files import log_path
 
-        return log_path(target.locations(cli.context("logs")).state_dir / "logs", self.uuid)
+        return log_path(target.log_dir(cli.context("logs"), self.manager.store), self.uuid)
 
     @property
     def iteration(self) -> int:
