@@ -205,8 +205,13 @@ def test_every_command_reaches_a_cluster_agent_as_on_one_machine(world: World, c
 
     refused = world(*who, "destroy", "--yes")
     assert refused.rc == 4 and refused.err.count("\n") == 1 and "cannot destroy it" in refused.err, str(refused)
+
+    world(*who, "signal", "SIGKILL", check=True)  # dies on its node at once; the cache keeps the checkpoint
+    assert wait_for(lambda: _listed(world)[built.uuid]["state"].startswith("exited -9"), 20, "exited")
+    again = _up(world, "t.json", "--paused")  # its actor is replaced; the agent resumes from its last save
+    assert again["iteration"] == point["iteration"]
     world(*who, "down", check=True)
-    assert cache_path(world, built.uuid).exists()
+    assert set(_listed(world)) == set()
 
 
 def test_only_the_owner_controls_a_cluster_agent(world: World, cluster: Any) -> None:
@@ -284,3 +289,26 @@ def test_sixteen_agents_up_fed_downed_and_resumed_bit_exactly(world: World, clus
         header, arrays = cached_arrays(world, agent.uuid)
         assert header.iteration == n + m
         same_arrays(expected, arrays)
+
+
+def test_a_controller_that_lost_the_cluster_says_so_in_one_line(hera: World) -> None:
+    """A cluster of its own that goes away under an up agent: every command after is one line, no wait for Ray's retries."""
+    from ray.cluster_utils import Cluster
+
+    world = tick_world(hera)
+    lost = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "resources": {"hera_agent": 1}}
+    )
+    address = lost.address  # None once it is shut down
+    try:
+        world.env["HERA_CLUSTER"] = address
+        built = build(world, "t.json")
+        _up(world, "t.json", "--paused")
+    finally:
+        lost.shutdown()
+    for args in (("agents",), ("--uuid", built.uuid[:8], "down"), ("up", "t.json")):
+        started = time.monotonic()
+        result = world(*args, timeout=60)
+        assert result.rc == 1 and result.err.count("\n") == 1, str(result)
+        assert result.err.startswith(f"hera: cannot reach the Ray cluster at {address}"), str(result)
+        assert time.monotonic() - started < 30

@@ -41,9 +41,11 @@ def _ray() -> Any:
 def connect(address: str) -> Any:
     """Ray, connected to the cluster at ``address`` in hera's namespace (once per process); one line if it cannot."""
     ray = _ray()
+    # Checked every time, not once: a controller that lost the cluster (the hera shell, a --follow) says so in
+    # one line, where Ray itself would retry its GCS for a minute and then end the process from C++.
+    _reachable(address, timeout=5.0 if not ray.is_initialized() else 2.0)
     if ray.is_initialized():
         return ray
-    _reachable(address)
     try:
         ray.init(
             address=address, namespace=NAMESPACE, logging_level="ERROR", log_to_driver=False, configure_logging=False
