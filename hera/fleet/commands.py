@@ -32,6 +32,7 @@ def up(ctx: Any, where: str) -> int:
     if args.simulate or args.interactive or args.after is not None:
         raise HeraError("--simulate, --interactive and --after are not done for --cluster yet", hint="see docs/cluster.md")
     settings = ctx.settings()
+    cluster.connect(where)  # no Ray, no cluster: said before anything is installed
     store, agent, fresh = _select_or_install(ctx)
     try:
         header = agent.header
