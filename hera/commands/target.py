@@ -31,8 +31,9 @@ def user_store(ctx: Any) -> Store:
     store = Store(where.cache_dir, "user", where.runtime_dir)
     cluster = ctx.settings().cluster
     if cluster is not None:  # its agents may be up on the cluster's nodes: the store asks there too
-        from hera.fleet.cluster import liveness_on
+        from hera.fleet.cluster import connect, liveness_on
 
+        connect(cluster)  # no Ray, or no cluster: said before any agent is looked up
         store.elsewhere = liveness_on(cluster)
     return store
 
