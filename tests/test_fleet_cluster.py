@@ -312,3 +312,22 @@ def test_a_controller_that_lost_the_cluster_says_so_in_one_line(hera: World) -> 
         assert result.rc == 1 and result.err.count("\n") == 1, str(result)
         assert result.err.startswith(f"hera: cannot reach the Ray cluster at {address}"), str(result)
         assert time.monotonic() - started < 30
+
+
+def test_the_hera_shell_attaches_a_cluster_agent_and_downs_it(world: World, cluster: Any) -> None:
+    """The shell finds the agent on the cluster, shows it in its prompt, asks it, and downs it there."""
+    from terminalkit import Terminal
+
+    built = build(world, "t.json")
+    _up(world, "t.json")
+    terminal = Terminal(world)
+    try:
+        terminal.wait_prompt()
+        assert "attached" in terminal.run("attach")
+        assert terminal.prompt is not None and terminal.prompt["callsign"] == built.callsign
+        assert "'running'" in terminal.run("agent.status()['state']")
+        assert f"down {built.callsign} at iteration" in terminal.run("down")
+    finally:
+        terminal.close()
+    assert set(_listed(world)) == set()
+    assert cached_arrays(world, built.uuid)[0].iteration > 0
