@@ -215,6 +215,15 @@ def _row(owner: str, store: Store, agent: Agent, live: Liveness) -> dict[str, An
     }
 
 
+def in_words(row: dict[str, Any]) -> dict[str, Any]:
+    """What the table shows for a listing row's uuid, family and layout, and rate (the JSON keeps them whole)."""
+    return {
+        "uuid": row["uuid"][:8],
+        "model": f"{row['family']}/{row['layout']}" if row["family"] else None,
+        "rate": round(row["rate"], 1) if row["rate"] is not None else None,
+    }
+
+
 def run(ctx: Any) -> int:
     from hera.cache import pidfile
     from hera.cache.paths import runtime_dir
@@ -257,10 +266,8 @@ def run(ctx: Any) -> int:
         return 0
     shown = [
         row
+        | in_words(row)
         | {
-            "uuid": row["uuid"][:8],
-            "model": f"{row['family']}/{row['layout']}" if row["family"] else None,
-            "rate": round(row["rate"], 1) if row["rate"] is not None else None,
             "size": human_bytes(row["size"]),
             "last_up": row["last_up"].replace("+00:00", "Z") if row["last_up"] else None,
         }

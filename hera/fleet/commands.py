@@ -86,6 +86,7 @@ def up(ctx: Any, where: str) -> int:
 def agents(ctx: Any, where: str) -> int:
     """The agents the cluster hosts, the user's own (``--all``: everyone's): the listing's columns, plus NODE and MOVED."""
     from hera.commands import target
+    from hera.commands.agents import in_words
     from hera.fleet import cluster
     from hera.table import emit
 
@@ -122,11 +123,9 @@ def agents(ctx: Any, where: str) -> int:
         return 0
     shown = [
         row
+        | in_words(row)
         | {
-            "uuid": row["uuid"][:8],
             "node": row["node"][:12] if row["node"] else None,
-            "model": f"{row['family']}/{row['layout']}" if row["family"] else None,
-            "rate": round(row["rate"], 1) if row["rate"] is not None else None,
             "moved": "moved" if row["moved"] else "",
         }
         for row in rows
