@@ -43,6 +43,44 @@ def high_order(length: int, seed: int = 1, sequences: tuple[bytes, ...] = HIGH_O
     return bytes(out[:length])
 
 
+def latin_order2(length: int, seed: int = 3, symbols: int = 8, p: float = 0.85) -> bytes:
+    """A noisy order-2 source whose next byte only the pair of the two before it tells.
+
+    Over ``symbols`` letters from ``a``, the next is ``(i + 3·j) mod symbols``
+    for the two before it ``i, j`` (a Latin square: each of them alone says
+    nothing) with probability ``p``, else uniform. Its order-2 count model
+    approaches ``p + (1 - p) / symbols`` (0.87 for the defaults); a linear
+    read-out of separate lags cannot beat chance by much, a conjunction can.
+    """
+    rng = random.Random(seed)
+    out = bytearray(rng.randrange(symbols) for _ in range(2))
+    while len(out) < length:
+        out.append((out[-2] + 3 * out[-1]) % symbols if rng.random() < p else rng.randrange(symbols))
+    return bytes(b + ord("a") for b in out)
+
+
+def decisive(length: int, gap: int, seed: int = 5) -> tuple[bytes, list[int]]:
+    """Sequences ``x m… t y`` whose last byte is fixed by the pair of ``x`` (``gap`` back) and ``t`` (1 back).
+
+    ``x`` is one of ``abcd``, ``t`` one of ``xy``, the ``gap - 2`` middle bytes
+    are the same in every sequence, and ``y = "ABCD"[(x + t) mod 4]``: neither
+    ``x`` nor ``t`` alone tells ``y`` (a Latin square again), and a count model
+    needs order ``gap`` to. Returns the stream and the positions of its
+    decisive bytes (each ``y``), where accuracy is measured.
+    """
+    if gap < 2:
+        raise ValueError("the decisive byte must be at least 2 back")
+    rng = random.Random(seed)
+    middle = bytes(rng.choice(b"QRSTUVW") for _ in range(gap - 2))
+    out, ends = bytearray(), []
+    while len(out) < length:
+        x, tail = rng.randrange(4), rng.randrange(2)
+        out += b"abcd"[x : x + 1] + middle + b"xy"[tail : tail + 1]
+        ends.append(len(out))
+        out.append(b"ABCD"[(x + tail) % 4])
+    return bytes(out[:length]), [end for end in ends if end < length]
+
+
 def ngram_hits(stream: bytes, order: int) -> np.ndarray:
     """Per position, whether an online order-``order`` count model predicted the byte right.
 
