@@ -83,12 +83,13 @@ class Abraxas(Family):
         slots = structure.ring_slots
         # What the runtime exports and the file holds: float32 weights (no per-synapse trace:
         # eligibility is read from the spike ring), and per neuron potential and threshold (4 B each),
-        # a spike ring (1 B per slot) and a current ring (4 B per slot).
-        state = synapses * 4 + neurons * (8 + 5 * slots) + 4 * (params.hidden.depth + 1)
+        # a spike ring (1 B per slot) and a current ring (4 B per slot); the stages clocked and the surprise.
+        state = synapses * 4 + neurons * (8 + 5 * slots) + 4 * (params.hidden.depth + 1) + 12
         # On the device: the same fields, per neuron a breakpoint slot (4 B, hera.kernels.driver) and a
         # byte of the raster's one-slot buffer, per group a winner key (8 B), its winner (4 B) and an
-        # eligible synapse (12 B), and the per-launch logs and the softmax (under 1 MiB).
-        device = state + 5 * neurons + 24 * structure.groups + (1 << 20)
+        # eligible synapse (12 B), the surprise's rates (4 B per byte it spans), and the per-launch logs and the
+        # softmax (under 1 MiB).
+        device = state + 5 * neurons + 24 * structure.groups + 4 * (params.plasticity.surprise_slow + 1) + (1 << 20)
         return ResourceEstimate(
             neurons=neurons,
             synapses=synapses,

@@ -157,5 +157,6 @@ def grow_state(before: Structure, after: Structure, arrays: Mapping[str, np.ndar
     state["state.clocked"] = clocked
     state["state.iteration"] = arrays["state.iteration"].copy()
     state["state.rng_key"] = arrays["state.rng_key"].copy()
+    state["state.surprise"] = arrays["state.surprise"].copy()
     state[PENDING] = arrays[PENDING].copy()
     return state

@@ -33,7 +33,13 @@ parallel task and the phases are separated by barriers):
    byte cell moves their weights by ``rate · (target - p) / listed``: the
    softmax delta rule, normalised by its input (NLMS) so that a brain with
    ten times the winners takes the same step; calibrated by construction, it
-   changes little once ``p`` is right.
+   changes little once ``p`` is right. Surprise modulates it
+   (neuromodulation): the output's log-loss is averaged over the last few
+   dozen bytes and the last thousand (``state.surprise``); where the recent
+   average is clearly the higher (the source changed), the step is boosted and the
+   synapses it moves first forget a little of what they held, so a changed
+   source is relearned faster than it was first learned. First learning,
+   where both averages fall together, runs the plain rule.
 5. ``learn_hidden``: a hidden winner moves the weights of its field towards
    the spikes that just arrived at its two taps (a clock-gated instar rule:
    it runs only when input arrives), so it becomes the detector of one
@@ -125,7 +131,13 @@ class Engine:
         self.input_ring = ti.field(ti.i32, slots)
         self.lag_table = ti.field(ti.i32, len(s.lags))
         self.drive = ti.field(ti.f32, BYTE_VALUES)
-        self.softmax = ti.field(ti.f32, 2)  # the largest drive, log2 of the normaliser
+        self.softmax = ti.field(ti.f32, 3)  # the largest drive, log2 of the normaliser, the output rule's boost
+        #: The output's log-loss (bits per byte presented) averaged recently and over the long run, and the bytes
+        #: scored (up to ``surprise_slow``): the surprise.
+        self.surprise = ti.field(ti.f32, 3)
+        #: 1 / n for n bytes scored (0 for none): the averages' rate while they have seen fewer bytes than they
+        #: span (made on the host, so the same float32 on every device).
+        self.mean_rate = ti.field(ti.f32, p.plasticity.surprise_slow + 1)
         #: One entry per synapse onto the output whose spike arrives now: every input tap, one winner per group.
         self.eligible_capacity = s.taps + s.groups
         self.eligible = ti.field(ti.i32, (self.eligible_capacity, 3))  # projection, pre cell, tap
@@ -137,6 +149,8 @@ class Engine:
         self.lag_table.from_numpy(np.array(s.lags, np.int32))
         counts = np.arange(self.eligible_capacity + 1, dtype=np.float64)
         self.step_for.from_numpy(np.where(counts > 0, p.plasticity.rate / np.maximum(counts, 1), 0).astype(np.float32))
+        seen = np.arange(p.plasticity.surprise_slow + 1, dtype=np.float64)
+        self.mean_rate.from_numpy(np.where(seen > 0, 1.0 / np.maximum(seen, 1), 0).astype(np.float32))
         # Launches, breakpoints, "which probe fired" and spikes per sheet: the driver's.
         self.driver = Driver(
             fused=fused,
@@ -166,6 +180,11 @@ class Engine:
         rate, hidden_rate = p.plasticity.rate, p.plasticity.hidden_rate
         adaptation, adaptation_decay = p.plasticity.adaptation, p.plasticity.adaptation_decay
         limit = p.plasticity.weight_limit
+        gain, boost_limit = p.plasticity.surprise, p.plasticity.surprise_limit - 1.0
+        margin = p.plasticity.surprise_margin
+        fast_span, slow_span = p.plasticity.surprise_fast, p.plasticity.surprise_slow
+        surprise, mean_rate = self.surprise, self.mean_rate
+        forget = p.plasticity.surprise_decay
         index = {q.name: k for k, q in enumerate(s.projections)}
         into_hidden = [index[f"{'input' if i == 0 else f'hidden{i - 1}'}-hidden{i}"] for i in range(depth)]
         hidden_out = [index[f"hidden{i}-output"] for i in range(depth)]
@@ -318,6 +337,31 @@ class Engine:
                     winner[g] = won
 
         @ti.func
+        def surprised(loss: ti.f32) -> ti.f32:
+            """Average the output's log-loss (bits) recently and over the long run; the output rule's boost.
+
+            Neuromodulation: while the recent loss is no higher than the
+            long-run one (first learning, where both fall together, or a source
+            already learned) the boost is 1 and the rule is the plain one; when
+            the recent loss rises above it (the source changed), the rule's step
+            grows by ``gain`` per bit of the excess over ``surprise_margin``
+            (the recent average's own jitter on a noisy source), up to
+            ``surprise_limit``.
+
+            Each is a running mean until it has seen the bytes it spans, then
+            an exponential average over them: a fresh brain's long-run average
+            starts at its first byte, not at a guess that would take thousands
+            of bytes to wash out.
+            """
+            seen = ti.min(ti.max(ti.cast(surprise[2], ti.i32) + 1, 1), slow_span)
+            fast = flushed(surprise[0] + rounded(mean_rate[ti.min(seen, fast_span)] * (loss - surprise[0])))
+            slow = flushed(surprise[1] + rounded(mean_rate[seen] * (loss - surprise[1])))
+            surprise[0] = fast
+            surprise[1] = slow
+            surprise[2] = ti.cast(seen, ti.f32)
+            return 1.0 + ti.min(rounded(gain * ti.max(fast - slow - margin, 0.0)), boost_limit)
+
+        @ti.func
         def decide(t: ti.i64, byte: ti.i32):
             slot = ti.cast(t % slots, ti.i32)
             if live() and t % ticks == 0:
@@ -342,16 +386,19 @@ class Engine:
                 norm = log2_of(total)
                 softmax[0] = top
                 softmax[1] = norm
+                logp = NAN
+                if byte >= 0:
+                    logp = rounded((drive[byte] - top) * LOG2E) - norm
                 if predicted >= 0 or byte >= 0:
                     k = log_n[None]
                     log_it[k] = t
                     log_pred[k] = predicted
                     log_act[k] = byte
-                    logp = NAN
-                    if byte >= 0:
-                        logp = rounded((drive[byte] - top) * LOG2E) - norm
                     log_logp[k] = logp
                     log_n[None] = k + 1
+                softmax[2] = 1.0
+                if byte >= 0:
+                    softmax[2] = surprised(-logp)
 
         @ti.func
         def listed(q: ti.i32, pre: ti.i32, tap: ti.i32):
@@ -388,19 +435,26 @@ class Engine:
 
         @ti.func
         def learn_cell(c: ti.i32, byte: ti.i32):
-            """The softmax delta rule onto byte cell ``c``: every listed synapse moves by rate · (target - p) / listed."""
+            """The softmax delta rule onto byte cell ``c``: every listed synapse moves by rate · (target - p) / listed.
+
+            Both scaled by the surprise (:func:`surprised`): the step by the
+            boost, and a listed weight first loses ``surprise_decay`` of itself
+            per unit of boost above 1, so what a changed source contradicts is
+            unlearned in a few bytes, not outvoted over many.
+            """
             cell = c % BYTE_SIDE + (c // BYTE_SIDE) * out.width
             p = exp2(rounded((drive[c] - softmax[0]) * LOG2E) - softmax[1])
             target = 0.0
             if c == byte:
                 target = 1.0
             count = ti.min(eligible_n[None], capacity)
-            delta = rounded(step_for[count] * (target - p))
+            delta = rounded(rounded(step_for[count] * softmax[2]) * (target - p))
+            kept = 1.0 - rounded(forget * (softmax[2] - 1.0))
             for e in range(count):
                 q, pre, tap = eligible[e, 0], eligible[e, 1], eligible[e, 2]
                 for r, width in ti.static(read_out):
                     if q == r:
-                        w = weights[r][cell, pre // width, pre % width, tap] + delta
+                        w = rounded(weights[r][cell, pre // width, pre % width, tap] * kept) + delta
                         weights[r][cell, pre // width, pre % width, tap] = flushed(ti.min(ti.max(w, -limit), limit))
 
         @ti.func
@@ -555,7 +609,9 @@ class Engine:
             self.current.from_numpy(arrays["state.current"])
             self.clocked.from_numpy(arrays["state.clocked"])
             self.rng_key.from_numpy(arrays["state.rng_key"])
+            self.surprise.from_numpy(arrays["state.surprise"])
         else:
+            self.surprise.fill(0)
             self.input_ring.from_numpy(self._input_ring(None))
 
     def _input_ring(self, spikes: np.ndarray | None) -> np.ndarray:
@@ -578,6 +634,7 @@ class Engine:
         fields["state.current"] = self.current
         fields["state.clocked"] = self.clocked
         fields["state.rng_key"] = self.rng_key
+        fields["state.surprise"] = self.surprise
         return fields
 
     def export(self) -> dict[str, Any]:

@@ -106,6 +106,31 @@ class Plasticity(Strict):
     adaptation: float = Field(0.2, ge=0, description="rise of a hidden cell's threshold per win")
     adaptation_decay: float = Field(0.999, gt=0, le=1, description="fraction of the threshold rise kept per iteration")
     weight_limit: float = Field(8.0, gt=0, le=1000, description="output weights are clipped to ±weight_limit")
+    surprise: float = Field(
+        2.0,
+        ge=0,
+        le=100,
+        description="output rule: its step grows by this much per bit the recent log-loss is above the long-run one "
+        "(0: never)",
+    )
+    surprise_margin: float = Field(
+        0.5, ge=0, le=64, description="bits the recent log-loss may be above the long-run one before the boost starts"
+    )
+    surprise_limit: float = Field(6.0, ge=1, le=100, description="the most the surprise multiplies the output rule's step by")
+    surprise_decay: float = Field(
+        0.05, ge=0, le=1, description="fraction of an eligible output weight forgotten per unit of boost above 1"
+    )
+    surprise_fast: int = Field(30, ge=1, le=1 << 16, description="bytes the recent log-loss is averaged over")
+    surprise_slow: int = Field(1000, ge=1, le=1 << 16, description="bytes the long-run log-loss is averaged over")
+
+    @model_validator(mode="after")
+    def _forgets_at_most_all(self) -> Plasticity:
+        """At the largest boost a weight may be forgotten at most wholly, never turned into its opposite."""
+        if self.surprise_decay * (self.surprise_limit - 1) > 1:
+            raise ValueError("surprise_decay × (surprise_limit - 1) must be at most 1")
+        if self.surprise_fast > self.surprise_slow:
+            raise ValueError("surprise_fast must be at most surprise_slow (the recent average spans fewer bytes)")
+        return self
 
 
 #: The parameters abraxas 0.1.0 had and this version does not: a header that has them was built by it.
@@ -286,7 +311,9 @@ class Structure:
         n (fixed point, see the runtime). The rings' head is
         ``iteration % ring_slots``, so the iteration is the only head to keep.
         ``state.threshold`` is a hidden cell's adaptive threshold (0 elsewhere).
-        ``state.clocked[s]`` is 1 where stage ``s`` (0: the input sheet, s > 0:
+        ``state.surprise`` is the output's log-loss averaged over the last
+        ``surprise_fast`` and ``surprise_slow`` bytes (bits), and the bytes
+        scored so far, up to ``surprise_slow`` (0, 0, 0 in a fresh brain). ``state.clocked[s]`` is 1 where stage ``s`` (0: the input sheet, s > 0:
         hidden sheet s - 1) fired in the last iteration, so hidden sheet s
         competes in this one. ``io.pending`` (input fed but not yet presented)
         has its own length.
@@ -300,6 +327,7 @@ class Structure:
             "state.clocked": ("int32", (self.params.hidden.depth + 1,)),
             "state.iteration": ("int64", (1,)),
             "state.rng_key": ("uint32", (2,)),
+            "state.surprise": ("float32", (3,)),
         }
 
     def check_arrays(self, arrays: Mapping[str, Any], dynamic: bool) -> None:

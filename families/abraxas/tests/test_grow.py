@@ -63,6 +63,7 @@ def test_grow_keeps_every_weight_and_state_value(learned: dict[str, np.ndarray])
     assert grown["state.current"].sum(dtype=np.int64) == learned["state.current"].sum(dtype=np.int64)
     assert grown["state.clocked"].tolist() == [*learned["state.clocked"].tolist(), 0]  # one more sheet
     assert grown["state.iteration"][0] == 1203
+    assert grown["state.surprise"].tobytes() == learned["state.surprise"].tobytes()  # what it has been told, kept
     assert grown["io.pending"].tobytes() == learned["io.pending"].tobytes()
 
 
