@@ -30,6 +30,14 @@ The contract every runtime keeps, which hera's agent process relies on:
   presented, ``(iteration, unit, output)``, with output -1 where the output
   area produced nothing for it, so answers are aligned with input even
   where a brain stays silent.
+* A family whose output is a **prediction** of the unit presented on the
+  same tick, made from earlier input only (abraxas), says so with
+  ``IOContract(predicts=True)``: the agent then scores each record (a hit
+  where output equals unit) and keeps its rolling accuracy
+  (docs/agent.md, "Learning you can watch"). Where the family also knows
+  how sure it was, :meth:`Runtime.take_scored_records` hands each record's
+  log-loss beside it; a family that does not leaves the default, and hera
+  shows the log-loss as ``n/a``, never a figure made up from accuracy.
 
 This module imports neither numpy nor Taichi at import time.
 """
@@ -70,10 +78,18 @@ class StepResult:
 
 @dataclass(frozen=True)
 class IOContract:
-    """What a family takes in and answers: ``unit`` is one unit of input (``"byte"``), None for no input area."""
+    """What a family takes in and answers: ``unit`` is one unit of input (``"byte"``), None for no input area.
+
+    ``predicts``: each record's output is the family's guess at the unit
+    presented on the same tick, made before that unit reached the brain, so
+    the agent may score it (accuracy, and log-loss where the runtime gives
+    it). False (the default) for a family whose output answers its input in
+    some other way (tick echoes it): its records are never scored.
+    """
 
     unit: str | None
     description: str
+    predicts: bool = False
 
 
 #: A family with no input area: ``feed`` is refused by hera in one line.
@@ -140,6 +156,19 @@ class Runtime(ABC):
         import numpy as np
 
         return np.zeros((0, 3), np.int64)
+
+    def take_scored_records(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`take_records`, and beside each record the log-loss of its prediction, or None.
+
+        Optional, for a family whose I/O contract ``predicts``: the second
+        array is float64 of shape ``(n,)``, one value per row of the first,
+        ``-log2 p(unit)`` in bits, where ``p`` is the probability the output
+        area actually gave the unit presented (e.g. a softmax of its
+        potentials), before it saw it. NaN where it has none for a row. The
+        default gives None: the agent then shows the log-loss as ``n/a``.
+        Taken once, like :meth:`take_records` (the agent calls one or the other).
+        """
+        return self.take_records(), None
 
     def spikes(self) -> Sequence[int] | None:
         """Indices of the neurons that spiked in the last iteration, for rasters; None if not kept."""

@@ -268,8 +268,9 @@ def test_grow_holds_one_grown_array_at_a_time_and_keeps_every_weight(world: Worl
             assert not grown.any()
             continue
         source = before.arrays[f"weights.{proj.name}"]
-        fy0 = proj.field_height // 2 - prior.field_height // 2
-        fx0 = proj.field_width // 2 - prior.field_width // 2
+        # A whole-sheet field is indexed by pre cell, which keeps its (x, y); a window is kept around its centre.
+        fy0 = 0 if proj.full else proj.field_height // 2 - prior.field_height // 2
+        fx0 = 0 if proj.full else proj.field_width // 2 - prior.field_width // 2
         rows = cell_map(prior.post, proj.post)
         kept = grown[rows, fy0 : fy0 + prior.field_height, fx0 : fx0 + prior.field_width, : prior.taps]
         assert kept.tobytes() == source.tobytes(), proj.name

@@ -106,10 +106,10 @@ def test_families_lists_abraxas_as_installed_with_its_layouts(hera: World) -> No
     rows = table(hera("families"))
     assert rows[0] == ["NAME", "VERSION", "SOURCE", "LAYOUTS"]
     (abraxas,) = [row for row in rows if row[0] == "abraxas"]
-    assert abraxas[1:3] == ["0.1.0", "installed (hera-abraxas)"] and abraxas[3].startswith("example, ")
+    assert abraxas[1:3] == ["0.2.0", "installed (hera-abraxas)"] and abraxas[3].startswith("example, ")
 
     (abraxas,) = [row for row in as_json(hera("families", "--json")) if row["name"] == "abraxas"]
-    assert abraxas["version"] == "0.1.0" and abraxas["source"] == "installed (hera-abraxas)"
+    assert abraxas["version"] == "0.2.0" and abraxas["source"] == "installed (hera-abraxas)"
     assert abraxas["layouts"].split(", ")[0] == "example" and abraxas["error"] is None
     assert abraxas["description"]
 
@@ -202,7 +202,7 @@ def test_a_broken_family_folder_is_listed_with_its_error_and_hides_no_other(hera
     assert rows[0] == ["NAME", "VERSION", "SOURCE", "LAYOUTS", "ERROR"]
     assert all(len(row) == 5 for row in rows), rows  # one line per family, even for a multi-line error
     by_name = {row[0]: row for row in rows[1:]}
-    assert by_name["abraxas"][1:3] == ["0.1.0", "installed (hera-abraxas)"] and by_name["abraxas"][4] == "-"
+    assert by_name["abraxas"][1:3] == ["0.2.0", "installed (hera-abraxas)"] and by_name["abraxas"][4] == "-"
     assert set(BROKEN) <= set(by_name) and all(by_name[name][1] == "-" for name in BROKEN)
     assert "ModuleNotFoundError" in by_name["missing"][-1]
     assert "no 'example' layout" in by_name["exampleless"][-1]

@@ -39,8 +39,10 @@ from agent_helpers import cache_path, kernel_cache, reap_agents, snapshot, wait_
 from herakit import World, leftovers, one_error_line
 
 DATA = Path(__file__).resolve().parent / "data" / "trust_loader"
-#: An abraxas/example agent as hera wrote it in format 1: upped, run 16,150 iterations unfed,
-#: paused, fed a line (so io.pending is queued), downed and uninstalled.
+# The two abraxas files are remade by data/trust_loader/make_v1.py whenever abraxas's version, params or
+# state arrays change (abraxas refuses such a file): hera's own files re-encoded in format 1, headers unchanged.
+#: An abraxas/example agent in format 1: upped paused, stepped 16,150 iterations unfed, fed a line
+#: while paused (so io.pending is queued), downed and uninstalled.
 V1_LIVED = DATA / "v1-lived-abraxas.json"
 #: ``hera --family abraxas --seed 5 build`` in format 1.
 V1_BUILT = DATA / "v1-built-abraxas.json"
@@ -113,7 +115,7 @@ def test_a_state_array_renamed_by_one_bit_falls_back_to_the_previous_save_never_
     assert "warning" in upped.err and "state.potentiam" in upped.err and "previous good copy" in upped.err, upped
     iteration, arrays = snapshot(world, uuid)
     assert iteration == previous.header.iteration
-    for name in ("state.potential", "state.threshold", "state.refractory", "state.spikes"):
+    for name in ("state.potential", "state.threshold", "state.clocked", "state.spikes"):
         assert arrays[name].tobytes() == previous.arrays[name].tobytes(), name
     down(world, uuid)
     saved = load(cached)
@@ -234,7 +236,7 @@ def test_array_names_dtypes_and_shapes_are_covered_by_their_checksums(tmp_path: 
 
 # -- item 7: shapes that claim the impossible ---------------------------------------------------
 
-FILL_SHAPE = b'"shape": [256, 16, 16, 4], "encoding": "fill"'
+FILL_SHAPE = b'"shape": [256, 16, 16, 8], "encoding": "fill"'
 
 
 def claiming(world: World, shape: str) -> Path:

@@ -69,6 +69,7 @@ Op = Literal[
     "record",
     "histogram",
     "pace",
+    "learning",
 ]
 
 
@@ -260,6 +261,26 @@ class PaceArgs(Args):
         return parse(value).text
 
 
+#: The most decisions one ``learning`` reply lists: the agent's rolling window (hera.agent.runner.learning.WINDOW).
+DECISION_LIMIT = 1000
+
+
+class LearningArgs(Args):
+    """``learning``: how well the agent predicts what it is fed (a family whose I/O contract ``predicts``).
+
+    The reply: the rolling figures ``status`` carries as ``learning``
+    (accuracy and log-loss over the last ``window`` units, and since up),
+    ``decisions``, the last ``decisions`` scored records oldest first
+    (``{"iteration", "unit", "predicted", "log_loss"}``, ``predicted`` and
+    ``log_loss`` null where there was none), and with ``curve`` the learning
+    curve (``{"block", "points": [{"units", "iteration", "count",
+    "accuracy", "log_loss"}]}``, one point per block of units).
+    """
+
+    decisions: int = Field(0, ge=0, le=DECISION_LIMIT)
+    curve: bool = False
+
+
 ARGS: dict[str, type[Args]] = {
     "step": StepArgs,
     "breakpoint_add": BreakpointAddArgs,
@@ -272,6 +293,7 @@ ARGS: dict[str, type[Args]] = {
     "record": RecordArgs,
     "histogram": HistogramArgs,
     "pace": PaceArgs,
+    "learning": LearningArgs,
 }
 
 

@@ -34,8 +34,10 @@ during a checkpoint; "up" before its first word; "up (no pid-file)" when its
 pid-file was removed while it runs),
 broken (the cached file is not a valid instance: the error says why) or
 unreadable (you lack the rights to read it). MODE: attached (a terminal holds
-it), detached, daemon (serving TCP on PORT). Listing never waits for an agent.
---all lists every user's cache and the system's that you may read, and says
+it), detached, daemon (serving TCP on PORT). ACC: for a family whose output
+predicts its input (abraxas), the share of the last 1,000 units fed that it
+predicted (--json: "learning", with the log-loss). Listing never waits for
+an agent. --all lists every user's cache and the system's that you may read, and says
 which it could not. Agents in working directories are not listed."""
 
 
@@ -204,6 +206,7 @@ def _row(owner: str, store: Store, agent: Agent, live: Liveness) -> dict[str, An
         "data_port": status.data_port if status else None,
         "pace": status.pace if status else None,
         "io": status.io if status else None,
+        "learning": status.learning if status else None,
         "phase": status.phase if status else None,
         "done": status.done if status else None,
         "total": status.total if status else None,
@@ -216,12 +219,25 @@ def _row(owner: str, store: Store, agent: Agent, live: Liveness) -> dict[str, An
 
 
 def in_words(row: dict[str, Any]) -> dict[str, Any]:
-    """What the table shows for a listing row's uuid, family and layout, and rate (the JSON keeps them whole)."""
+    """What the table shows for a listing row's uuid, family and layout, rate and accuracy (the JSON keeps them whole)."""
     return {
         "uuid": row["uuid"][:8],
         "model": f"{row['family']}/{row['layout']}" if row["family"] else None,
         "rate": round(row["rate"], 1) if row["rate"] is not None else None,
+        "accuracy": accuracy(row.get("learning")),
     }
+
+
+def accuracy(learning: dict[str, Any] | None) -> str | None:
+    """ACC: the share of the last units fed that the agent predicted (``0.953``), for a family that predicts.
+
+    Over its rolling window (``learning.units`` of ``learning.window``); None
+    (shown ``-``) where nothing is scored: a family whose output does not
+    predict its input, or nothing presented since it came up.
+    """
+    if not isinstance(learning, dict) or not isinstance(learning.get("accuracy"), (int, float)):
+        return None
+    return f"{learning['accuracy']:.3f}"
 
 
 def run(ctx: Any) -> int:
@@ -282,6 +298,7 @@ def run(ctx: Any) -> int:
         ("pid", "PID"),
         ("iteration", "ITERATION"),
         ("rate", "IT/S"),
+        ("accuracy", "ACC"),
         ("device", "DEVICE"),
         ("mode", "MODE"),
         ("port", "PORT"),

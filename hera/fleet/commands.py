@@ -113,6 +113,7 @@ def agents(ctx: Any, where: str) -> int:
                 "pid": found["pid"] if found else None,
                 "iteration": status.get("iteration"),
                 "rate": status.get("rate"),
+                "learning": status.get("learning"),
                 "device": status.get("device"),
                 "moved": bool(found and found["restarted"]),
             }
@@ -133,7 +134,7 @@ def agents(ctx: Any, where: str) -> int:
     columns = [
         ("uuid", "UUID"), ("callsign", "CALLSIGN"), ("model", "FAMILY/LAYOUT"), ("owner", "OWNER"), ("state", "STATE"),
         ("node", "NODE"), ("ip", "IP"), ("pid", "PID"), ("iteration", "ITERATION"), ("rate", "IT/S"),
-        ("device", "DEVICE"), ("moved", "MOVED"),
+        ("accuracy", "ACC"), ("device", "DEVICE"), ("moved", "MOVED"),
     ]
     emit(ctx.out, shown, columns, False)
     return 0

@@ -138,6 +138,8 @@ class LiveStatus(BaseModel):
     pace: str | None = None
     #: Units fed, presented, pending and answered (``status``'s ``io``); ``{"unit": None}`` without an input area.
     io: dict[str, Any] | None = None
+    #: How well it predicts what it is fed (``status``'s ``learning``: rolling accuracy, log-loss); None where not scored.
+    learning: dict[str, Any] | None = None
     #: The long work under way, if any: ``read``, ``init``, ``load`` (decode and upload) while it comes up,
     #: ``save`` while it writes its state. ``done`` of ``total`` bytes (None: not counted in bytes).
     phase: str | None = None

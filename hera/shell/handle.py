@@ -219,6 +219,29 @@ class AgentHandle:
                 print(f"hera: {reply['dropped']:,} unread record(s) were dropped before this read", file=sys.stderr)
             yield reply
 
+    def learning(self) -> dict[str, Any]:
+        """How well it predicts what it is fed: accuracy and log-loss over its last units, and since up.
+
+        For a family whose output predicts its input (abraxas); the figures
+        start again at every up. ``log_loss`` (bits per unit) is None where the
+        family gives no probabilities.
+        """
+        reply = dict(self.client.request("learning"))
+        reply.pop("decisions", None)
+        return reply
+
+    def decisions(self, n: int = 20) -> list[dict[str, Any]]:
+        """Its last ``n`` decisions (at most 1,000), oldest first: ``{"iteration", "unit", "predicted", "log_loss"}``.
+
+        ``predicted`` is None where its output said nothing on that unit's
+        tick, ``log_loss`` (bits) where the family gives no probabilities.
+        """
+        from hera.agent.protocol import DECISION_LIMIT
+
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= DECISION_LIMIT:
+            raise HeraError(f"decisions takes a whole number from 0 to {DECISION_LIMIT:,}, not {n!r}")
+        return list(self.client.request("learning", decisions=n)["decisions"])
+
     def probes(self) -> list[str]:
         return [p["name"] for p in self.client.request("probes")]
 

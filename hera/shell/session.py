@@ -62,6 +62,19 @@ def _io(io: Any) -> str:
     return f"fed {io['fed']:,}  presented {io.get('presented', 0):,}  answered {io.get('answered', 0):,}  "
 
 
+def _learning(learning: Any) -> str:
+    """``accuracy 0.953  log-loss 0.41 bits  `` once the agent has scored anything (status's ``learning``), else nothing.
+
+    Over its rolling window; the log-loss is ``n/a`` where the family gives no
+    probabilities.
+    """
+    if not isinstance(learning, dict) or not learning.get("units") or learning.get("accuracy") is None:
+        return ""
+    loss = learning.get("log_loss")
+    shown = f"{loss:.3g} bits" if isinstance(loss, (int, float)) else "n/a"
+    return f"accuracy {learning['accuracy']:.3f}  log-loss {shown}  "
+
+
 def parse_alias(parser: Any, args: list[str], err: Any) -> Any:
     """An alias's arguments parsed, or the exit code when it should stop there (``--help``, a usage error)."""
     try:
@@ -178,7 +191,7 @@ class Session:
 
     def alias_status(self, args: list[str], stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
         out, err = stdout or sys.stdout, stderr or sys.stderr
-        parser = cli.Parser(prog="status", description="one line on the attached agent: state, iteration, rate, spikes")
+        parser = cli.Parser(prog="status", description="one line on the attached agent: state, iteration, rate, input, accuracy, spikes")
         if isinstance(code := parse_alias(parser, args, err), int):
             return code
         if self.handle is None:
@@ -254,7 +267,7 @@ class Session:
         return self.prompt_field() + "> "
 
     def status_line(self) -> str:
-        """One line: state, iteration, rate, how far through its input, and spikes (per area where reported)."""
+        """One line: state, iteration, rate, how far through its input, how well it predicts it, and spikes."""
         if self.handle is None:
             return ""
         status = self.live_status()
@@ -267,7 +280,7 @@ class Session:
         spikes = "  ".join(_flat(status.get("stats") or {}))
         return (
             f"{self.handle.callsign} {status['state']}  iteration {status['iteration']}  "
-            f"{status.get('rate', 0):,.0f} it/s  {_io(status.get('io'))}{spikes}".rstrip()
+            f"{status.get('rate', 0):,.0f} it/s  {_io(status.get('io'))}{_learning(status.get('learning'))}{spikes}".rstrip()
         )
 
     # -- installing -------------------------------------------------------------------------------

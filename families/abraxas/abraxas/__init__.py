@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from hera.runtime import Runtime
 
 __all__ = ["Abraxas", "AbraxasParams"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 class Abraxas(Family):
@@ -36,32 +36,31 @@ class Abraxas(Family):
             "output.width", "output.height", "dendrite_length", "axon_length",
         }
     )  # fmt: skip
+    # Size buys learning: a bigger hidden sheet has more winner-take-all groups, so more cells per lag
+    # pair (every pair 1 × 2..8 is covered from `example` up), and deeper sheets learn conjunctions
+    # of the codes below them; every synapse reaches the output (hidden sheets are read whole).
     layouts = {
-        # Light enough for tests on one CPU core.
+        # Light enough for tests on one CPU core: 16 groups of 64 cells.
         "example": {},
-        "small": {"hidden": {"width": 64, "height": 64, "depth": 2}, "dendrite_length": 3, "axon_length": 24},
+        "small": {"hidden": {"width": 64, "height": 64}},
         "medium": {
-            "hidden": {"width": 256, "height": 256, "depth": 4},
+            "hidden": {"width": 256, "height": 128, "depth": 2, "group_rows": 1},
             "dendrite_length": 4,
-            "axon_length": 32,
         },
-        # About 8 GiB of state (`large` with shorter dendrites): the benchmark's big brain, which a
-        # 24 GB host runs on its CPU (or a 16 GB GPU holds); scripts/bench_lifecycle.py.
+        # About 8 GiB of state: the benchmark's big brain, which a 24 GB host runs on its CPU (or a
+        # 16 GB GPU holds); scripts/bench_lifecycle.py.
         "medium-8g": {
-            "hidden": {"width": 512, "height": 512, "depth": 8},
+            "hidden": {"width": 1024, "height": 896, "depth": 4, "group_rows": 1},
             "dendrite_length": 5,
-            "axon_length": 32,
         },
         "large": {
-            "hidden": {"width": 512, "height": 512, "depth": 8},
+            "hidden": {"width": 1024, "height": 1024, "depth": 8, "group_rows": 1},
             "dendrite_length": 6,
-            "axon_length": 32,
         },
-        # Sized to fill one 80 GB data-centre GPU (about 70 GB: see `hera layouts`).
+        # Sized to fill one 80 GB data-centre GPU (about 66 GB: see `hera layouts`).
         "datacenter": {
-            "hidden": {"width": 1024, "height": 1024, "depth": 12},
+            "hidden": {"width": 2048, "height": 1024, "depth": 12, "group_rows": 1},
             "dendrite_length": 6,
-            "axon_length": 32,
         },
     }
 
@@ -69,10 +68,7 @@ class Abraxas(Family):
         import numpy as np
 
         structure = Structure(params)
-        arrays = {
-            f"weights.{p.name}": np.zeros((p.post.size, p.field_height, p.field_width, p.taps), np.float32)
-            for p in structure.projections
-        }
+        arrays = {f"weights.{p.name}": np.zeros(p.shape, np.float32) for p in structure.projections}
         return Built(arrays=arrays, summary=structure.summary())
 
     def runtime(self, header: Header, arrays: Mapping[str, np.ndarray], arch: str) -> Runtime:
@@ -86,12 +82,14 @@ class Abraxas(Family):
         neurons, synapses = structure.neurons, structure.synapses
         slots = structure.ring_slots
         # What the runtime exports and the file holds: float32 weights (no per-synapse trace:
-        # eligibility is read from the spike ring), and per neuron potential, threshold,
-        # refractory count (4 B each), a spike ring (1 B per slot) and a current ring (4 B per slot).
-        state = synapses * 4 + neurons * (12 + 5 * slots)
+        # eligibility is read from the spike ring), and per neuron potential and threshold (4 B each),
+        # a spike ring (1 B per slot) and a current ring (4 B per slot); the stages clocked and the surprise.
+        state = synapses * 4 + neurons * (8 + 5 * slots) + 4 * (params.hidden.depth + 1) + 12
         # On the device: the same fields, per neuron a breakpoint slot (4 B, hera.kernels.driver) and a
-        # byte of the raster's one-slot buffer, and the per-launch logs.
-        device = state + 5 * neurons + (1 << 20)
+        # byte of the raster's one-slot buffer, per group a winner key (8 B), its winner (4 B) and an
+        # eligible synapse (12 B), the surprise's rates (4 B per byte it spans), and the per-launch logs and the
+        # softmax (under 1 MiB).
+        device = state + 5 * neurons + 24 * structure.groups + 4 * (params.plasticity.surprise_slow + 1) + (1 << 20)
         return ResourceEstimate(
             neurons=neurons,
             synapses=synapses,

@@ -5,16 +5,23 @@ Every existing weight and state value is kept; offsets are recalculated.
 * A neuron keeps its sheet and its (x, y) cell; new cells are added to the
   right and below, new hidden sheets on top of the stack (each new sheet is
   also read by the output, so no existing projection is re-routed).
-* A synapse keeps its post cell, its offset from the centre of the post
-  cell's field, and its delay: a longer dendrite widens the field around the
-  old one, a longer axon adds taps after the old ones. Where a sheet's size
-  changes, the cell that a field offset lands on moves with the new scale
-  and wrap, as it must: the synapse's place in the field is what is kept.
+* A synapse keeps its post cell and its tap. In a whole-sheet field (input
+  to hidden0, hidden to output, input to output) it keeps its pre cell,
+  which keeps its (x, y): a bigger pre sheet adds cells after the old ones.
+  In a hidden-to-hidden window it keeps its offset from the centre of the
+  post cell's window: a longer dendrite widens the window around the old
+  one; where a sheet's size changes, the cell that an offset lands on moves
+  with the new scale and wrap, as it must. A longer axon adds input-to-output
+  taps after the old ones.
+* A hidden cell keeps its winner-take-all group (its rows' group), so its
+  lag pair; a wider sheet has wider groups, a taller one more groups.
 * The spike and current rings are re-slotted by iteration, so spikes still
-  in flight arrive when they would have.
+  in flight arrive when they would have; ``state.clocked`` keeps its stages.
 
 Shrinking anything, or changing ``delay_step`` or ``ticks_per_byte`` (which
-would change what every tap means), is refused with a :class:`HeraError`.
+would change what every tap means) or ``hidden.group_rows`` or
+``hidden.lags`` (which would change every group's lag pair), is refused with
+a :class:`HeraError`.
 Imports numpy only: grow runs in the controller, never with Taichi.
 """
 
@@ -50,11 +57,16 @@ def refuse_shrinking(old: AbraxasParams, new: AbraxasParams) -> None:
             "abraxas cannot shrink a brain: " + ", ".join(problems),
             hint="a grown brain keeps every weight; to make a smaller one, build a new instance and let it learn",
         )
-    for name in ("delay_step", "ticks_per_byte"):
-        if getattr(old, name) != getattr(new, name):
+    for name, was, now, means in (
+        ("delay_step", old.delay_step, new.delay_step, "what every delay tap means"),
+        ("ticks_per_byte", old.ticks_per_byte, new.ticks_per_byte, "what every delay tap means"),
+        ("hidden.group_rows", old.hidden.group_rows, new.hidden.group_rows, "every hidden cell's group"),
+        ("hidden.lags", list(old.hidden.lags), list(new.hidden.lags), "every hidden group's lag pair"),
+    ):
+        if was != now:
             raise HeraError(
-                f"abraxas cannot change {name} ({getattr(old, name)} -> {getattr(new, name)}) by growing",
-                hint="it sets what every delay tap means; build a new instance for another value",
+                f"abraxas cannot change {name} ({was} -> {now}) by growing",
+                hint=f"it sets {means}; build a new instance for another value",
             )
 
 
@@ -102,8 +114,9 @@ def _grown(
         was = previous.get(proj.name)
         if was is not None:
             posts = cell_map(was.post, proj.post)
-            fy0 = proj.field_height // 2 - was.field_height // 2
-            fx0 = proj.field_width // 2 - was.field_width // 2
+            # A whole-sheet field is indexed by pre cell (kept); a window by offset from its centre (kept).
+            fy0 = 0 if proj.full else proj.field_height // 2 - was.field_height // 2
+            fx0 = 0 if proj.full else proj.field_width // 2 - was.field_width // 2
             for first, block in row_blocks(arrays, f"weights.{proj.name}"):
                 rows = posts[first : first + len(block)]
                 weights[rows, fy0 : fy0 + was.field_height, fx0 : fx0 + was.field_width, : was.taps] = block
@@ -138,7 +151,12 @@ def grow_state(before: Structure, after: Structure, arrays: Mapping[str, np.ndar
             ring[news, (iteration + offset) % now] = source[olds, (iteration + offset) % was]
         del source
         state[name] = ring
+    clocked = np.zeros(after.state_arrays()["state.clocked"][1], np.int32)
+    old_clocked = arrays["state.clocked"]
+    clocked[: len(old_clocked)] = old_clocked
+    state["state.clocked"] = clocked
     state["state.iteration"] = arrays["state.iteration"].copy()
     state["state.rng_key"] = arrays["state.rng_key"].copy()
+    state["state.surprise"] = arrays["state.surprise"].copy()
     state[PENDING] = arrays[PENDING].copy()
     return state

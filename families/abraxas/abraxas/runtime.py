@@ -10,11 +10,14 @@ consumed, so an early stop loses nothing and ``io.pending`` makes the queue
 part of the saved state.
 
 Output: the output sheet decides once per byte-clock tick. Every decision is
-logged with its iteration and the byte presented on the same tick (the truth
-it tried to predict). hera's I/O contract (unit: a byte) takes one record per
-byte presented from it (:meth:`AbraxasRuntime.take_records`: the byte, and
-the prediction made on its tick, -1 where the output sheet did not cross
-threshold), and :meth:`AbraxasRuntime.take_decisions` the whole log, idle
+logged with its iteration, the byte presented on the same tick (the truth
+it tried to predict) and ``log2 p`` of that byte under the softmax of the
+byte cells' drive (what the output sheet actually gave it, before it saw it).
+hera's I/O contract (unit: a byte, a prediction) takes one record per byte
+presented from it (:meth:`AbraxasRuntime.take_records`: the byte, and the
+prediction made on its tick, -1 where the output sheet did not cross
+threshold; :meth:`AbraxasRuntime.take_scored_records` adds each one's
+log-loss), and :meth:`AbraxasRuntime.take_decisions` the whole log, idle
 ticks included, for learning curves.
 """
 
@@ -32,6 +35,8 @@ from hera.runtime import IOContract, Probe, Runtime, StepResult
 
 #: Decisions kept for take_decisions when nobody takes them (an agent running for days).
 DECISION_LIMIT = 1 << 20
+#: The decision log's columns: iteration, predicted, actual, log2 p(actual).
+DECISION_COLUMNS = 4
 #: Iterations per fused launch on the CPU: bounds the per-launch logs, and is long enough that launch costs vanish.
 LAUNCH_ITERATIONS = 4096
 
@@ -43,6 +48,7 @@ class AbraxasRuntime(Runtime):
         "byte",
         "one byte presented every ticks_per_byte iterations; its record's output is the byte the output "
         "sheet predicted on that tick, none where it did not cross threshold",
+        predicts=True,  # the prediction is made from earlier bytes only: hera scores it (accuracy, log-loss)
     )
 
     def __init__(
@@ -58,6 +64,7 @@ class AbraxasRuntime(Runtime):
         self.iteration = int(arrays["state.iteration"][0]) if dynamic else 0
         self.pending = bytearray(arrays[PENDING].tobytes() if dynamic else b"")
         self.records: list[np.ndarray] = []
+        self.scores: list[np.ndarray] = []
         self.decisions: list[np.ndarray] = []
         self.last_spikes: dict[str, int] = {}
 
@@ -99,15 +106,17 @@ class AbraxasRuntime(Runtime):
         count = int(self.engine.log_count[None])
         if not count:
             return
-        log = np.empty((count, 3), np.int64)
+        log = np.empty((count, DECISION_COLUMNS), np.float64)
         log[:, 0] = self.engine.log_iteration.to_numpy()[:count]
         log[:, 1] = self.engine.log_predicted.to_numpy()[:count]
         log[:, 2] = self.engine.log_actual.to_numpy()[:count]
+        log[:, 3] = self.engine.log_logp.to_numpy()[:count]
         # One record per byte presented: (iteration, byte, prediction or -1). An idle
         # agent's noise-driven guesses are kept in the decision log only.
         presented = log[log[:, 2] >= 0]
         if len(presented):
-            self.records.append(presented[:, [0, 2, 1]])
+            self.records.append(presented[:, [0, 2, 1]].astype(np.int64))
+            self.scores.append(-presented[:, 3])
         self.decisions.append(log)
         while len(self.decisions) > 1 and sum(len(d) for d in self.decisions) > DECISION_LIMIT:
             self.decisions.pop(0)
@@ -137,18 +146,27 @@ class AbraxasRuntime(Runtime):
 
     def take_records(self) -> np.ndarray:
         """Rows (iteration, byte presented, byte predicted or -1), one per byte presented since the last call."""
+        return self.take_scored_records()[0]
+
+    def take_scored_records(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`take_records`, and each record's log-loss in bits: ``-log2 p(byte)`` under the output's softmax."""
         rows = np.concatenate(self.records) if self.records else np.zeros((0, 3), np.int64)
-        self.records = []
-        return rows
+        bits = np.concatenate(self.scores) if self.scores else np.zeros(0, np.float64)
+        self.records, self.scores = [], []
+        return rows, bits
 
     def take_decisions(self) -> np.ndarray:
-        """Every byte-clock decision since the last call: rows of (iteration, predicted, actual), -1 for none.
+        """Every byte-clock decision since the last call: float64 rows (iteration, predicted, actual, log2 p).
 
-        ``actual`` is the byte presented on the same tick: what the output,
-        made from earlier bytes only (every delay is at least one iteration),
-        tried to predict.
+        ``predicted`` and ``actual`` are byte values, -1 for none (all three
+        first columns are whole numbers, exact in float64). ``actual`` is the
+        byte presented on the same tick: what the output, made from earlier
+        bytes only (every delay is at least one iteration), tried to predict;
+        ``log2 p`` is its log-probability under the softmax of the output
+        sheet's byte cells (their drive before the tick's noise, natural
+        units, temperature 1), NaN where no byte was presented.
         """
-        log = np.concatenate(self.decisions) if self.decisions else np.zeros((0, 3), np.int64)
+        log = np.concatenate(self.decisions) if self.decisions else np.zeros((0, DECISION_COLUMNS), np.float64)
         self.decisions = []
         return log
 

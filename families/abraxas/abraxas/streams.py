@@ -43,6 +43,54 @@ def high_order(length: int, seed: int = 1, sequences: tuple[bytes, ...] = HIGH_O
     return bytes(out[:length])
 
 
+#: The Latin square of :func:`latin_order2`, ``(a, b, c)`` for ``next = (a·i + b·j + c) mod symbols``.
+LATIN = (1, 3, 0)
+#: Another on the same letters, for a switch of source: every pair of bytes is followed by another byte.
+LATIN_SWITCHED = (3, 1, 5)
+
+
+def latin_order2(
+    length: int, seed: int = 3, symbols: int = 8, p: float = 0.85, table: tuple[int, int, int] = LATIN
+) -> bytes:
+    """A noisy order-2 source whose next byte only the pair of the two before it tells.
+
+    Over ``symbols`` letters from ``a``, the next is ``(a·i + b·j + c) mod
+    symbols`` for the two before it ``i, j`` and ``table = (a, b, c)`` (with
+    ``a`` and ``b`` odd and ``symbols`` a power of two, a Latin square: each of
+    them alone says nothing) with probability ``p``, else uniform. Its order-2
+    count model approaches ``p + (1 - p) / symbols`` (0.87 for the defaults); a linear
+    read-out of separate lags cannot beat chance by much, a conjunction can.
+    """
+    rng = random.Random(seed)
+    out = bytearray(rng.randrange(symbols) for _ in range(2))
+    a, b, c = table
+    while len(out) < length:
+        out.append((a * out[-2] + b * out[-1] + c) % symbols if rng.random() < p else rng.randrange(symbols))
+    return bytes(b + ord("a") for b in out)
+
+
+def decisive(length: int, gap: int, seed: int = 5) -> tuple[bytes, list[int]]:
+    """Sequences ``x m… t y`` whose last byte is fixed by the pair of ``x`` (``gap`` back) and ``t`` (1 back).
+
+    ``x`` is one of ``abcd``, ``t`` one of ``xy``, the ``gap - 2`` middle bytes
+    are the same in every sequence, and ``y = "ABCD"[(x + t) mod 4]``: neither
+    ``x`` nor ``t`` alone tells ``y`` (a Latin square again), and a count model
+    needs order ``gap`` to. Returns the stream and the positions of its
+    decisive bytes (each ``y``), where accuracy is measured.
+    """
+    if gap < 2:
+        raise ValueError("the decisive byte must be at least 2 back")
+    rng = random.Random(seed)
+    middle = bytes(rng.choice(b"QRSTUVW") for _ in range(gap - 2))
+    out, ends = bytearray(), []
+    while len(out) < length:
+        x, tail = rng.randrange(4), rng.randrange(2)
+        out += b"abcd"[x : x + 1] + middle + b"xy"[tail : tail + 1]
+        ends.append(len(out))
+        out.append(b"ABCD"[(x + tail) % 4])
+    return bytes(out[:length]), [end for end in ends if end < length]
+
+
 def ngram_hits(stream: bytes, order: int) -> np.ndarray:
     """Per position, whether an online order-``order`` count model predicted the byte right.
 
@@ -63,20 +111,6 @@ def ngram_hits(stream: bytes, order: int) -> np.ndarray:
             hits[m] = seen.most_common(1)[0][0] == byte
         seen[byte] += 1
     return hits
-
-
-def bits_per_byte(hits: np.ndarray, window: int) -> np.ndarray:
-    """Rolling cross-entropy of a top-1 predictor, in bits per byte.
-
-    A predictor that names one byte is scored as the calibrated distribution it
-    implies: the rolling accuracy ``a`` on its guess and ``1 - a`` spread over
-    the other 255 values. The same conversion is used for the agent and every
-    baseline, so the curves compare like with like.
-    """
-    import numpy as np
-
-    accuracy = np.clip(rolling(hits, window), 1e-6, 1 - 1e-6)
-    return -(accuracy * np.log2(accuracy) + (1 - accuracy) * np.log2((1 - accuracy) / 255))
 
 
 def rolling(values: np.ndarray, window: int) -> np.ndarray:

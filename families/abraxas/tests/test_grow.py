@@ -21,7 +21,7 @@ BIGGER = {
     "output": {"height": 18},
     "hidden": {"width": 40, "height": 36, "depth": 2},
     "dendrite_length": 3,
-    "axon_length": 24,
+    "axon_length": 40,
 }
 FROZEN = {"plasticity": {"rate": 0.0, "hidden_rate": 0.0}}
 
@@ -53,7 +53,7 @@ def test_grow_keeps_every_weight_and_state_value(learned: dict[str, np.ndarray])
         assert np.count_nonzero(now) == np.count_nonzero(was)
         assert sorted(now[now != 0].tolist()) == sorted(was[was != 0].tolist())
     olds, news = neuron_map(before, after)
-    for name in ("state.potential", "state.threshold", "state.refractory"):
+    for name in ("state.potential", "state.threshold"):
         assert np.array_equal(grown[name][news], learned[name][olds])
         assert not np.delete(grown[name], news).any()  # new neurons start at rest
     # Spikes of the last ring_slots - 1 iterations (the oldest slot is stale: no delay reaches it), and
@@ -61,14 +61,16 @@ def test_grow_keeps_every_weight_and_state_value(learned: dict[str, np.ndarray])
     stale = 1203 % before.ring_slots
     assert grown["state.spikes"].sum(dtype=np.int64) == np.delete(learned["state.spikes"], stale, axis=1).sum()
     assert grown["state.current"].sum(dtype=np.int64) == learned["state.current"].sum(dtype=np.int64)
+    assert grown["state.clocked"].tolist() == [*learned["state.clocked"].tolist(), 0]  # one more sheet
     assert grown["state.iteration"][0] == 1203
+    assert grown["state.surprise"].tobytes() == learned["state.surprise"].tobytes()  # what it has been told, kept
     assert grown["io.pending"].tobytes() == learned["io.pending"].tobytes()
 
 
 def test_a_grown_brain_runs_on_exactly_as_before_where_nothing_new_acts(learned: dict[str, np.ndarray]) -> None:
     """Longer axons add zero-weight taps and re-slot the rings: with learning frozen, nothing may change."""
     family = Abraxas()
-    old, new = params_for(overrides=FROZEN), params_for(overrides={**FROZEN, "axon_length": 28})
+    old, new = params_for(overrides=FROZEN), params_for(overrides={**FROZEN, "axon_length": 36})
     grown = dict(family.grow(dynamic_header(header_for(old), _Iter(1203)), learned, new)[1])
     plain = family.runtime(dynamic_header(header_for(old), _Iter(1203)), learned, "cpu")
     longer = family.runtime(dynamic_header(header_for(new), _Iter(1203)), grown, "cpu")
@@ -105,7 +107,7 @@ def test_a_dead_instance_grows_to_a_dead_instance() -> None:
     [
         ({"hidden": {"width": 16}}, "hidden.width 32 -> 16"),
         ({"hidden": {"depth": 0}}, "hidden.depth 1 -> 0"),
-        ({"dendrite_length": 1, "axon_length": 8}, "dendrite_length 2 -> 1, axon_length 16 -> 8"),
+        ({"dendrite_length": 1, "axon_length": 24, "hidden": {"lags": [2, 3]}}, "dendrite_length 2 -> 1, axon_length 32 -> 24"),
         ({"output": {"width": 16}, "input": {"height": 15}}, "input must be at least 16"),
     ],
 )
@@ -117,11 +119,19 @@ def test_shrinking_is_refused_with_a_clear_message(change: dict[str, Any], named
     assert named in str(caught.value)
 
 
-def test_changing_what_a_tap_means_is_refused() -> None:
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"delay_step": 2}, "delay_step"),
+        ({"hidden": {"lags": [2, 5]}}, "hidden.lags"),
+        ({"hidden": {"group_rows": 4}}, "hidden.group_rows"),
+    ],
+)
+def test_changing_what_a_tap_or_a_group_means_is_refused(change: dict[str, Any], named: str) -> None:
     family = Abraxas()
     old = params_for()
-    with pytest.raises(HeraError, match="cannot change delay_step"):
-        family.grow(header_for(old), family.build(old, 7).arrays, params_for(overrides={"delay_step": 2}))
+    with pytest.raises(HeraError, match=f"cannot change {named}"):
+        family.grow(header_for(old), family.build(old, 7).arrays, params_for(overrides=change))
 
 
 class _Iter:

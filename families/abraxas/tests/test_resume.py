@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from abraxas import Abraxas
 from abraxas.streams import SENTENCE, repeated
@@ -65,3 +66,20 @@ def test_resume_in_process_and_split_steps_match_one_step(brain: Callable[..., A
     whole.step(300)
     again.step(300)
     assert_identical(whole.export_state(), again.export_state())
+
+
+@pytest.mark.parametrize("depth", [0, 2], ids=["no-hidden-sheet", "two-hidden-sheets"])
+def test_brains_of_every_depth_resume_bit_exactly(brain: Callable[..., Any], depth: int) -> None:
+    """Depth 2 adds a hidden-to-hidden window and a second competing stage (state.clocked) to carry over."""
+    overrides = {"hidden": {"depth": depth, "width": 16, "height": 16}}
+    straight = brain(overrides=overrides)
+    straight.feed(STREAM)
+    straight.step(FIRST + SECOND)
+    first = brain(overrides=overrides)
+    first.feed(STREAM)
+    first.step(FIRST)
+    header = dynamic_header(header_for(params_for(overrides=overrides)), first)
+    resumed = Abraxas().runtime(header, first.export_state(), "cpu")
+    resumed.step(SECOND)
+    assert_identical(straight.export_state(), resumed.export_state())
+    assert np.array_equal(straight.take_decisions()[-50:], resumed.take_decisions()[-50:], equal_nan=True)

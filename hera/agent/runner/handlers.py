@@ -24,6 +24,7 @@ from hera.agent.protocol import (
     BreakpointRemoveArgs,
     FeedArgs,
     HistogramArgs,
+    LearningArgs,
     PaceArgs,
     ReadArgs,
     RecordArgs,
@@ -194,6 +195,20 @@ class Handlers:
         runtime = self.runner.runtime
         result = {name: histogram(array, args.bins, args.nonzero) for name, array in arrays(runtime, args.names, args.match)}
         call.ok({"iteration": runtime.iteration, "arrays": result})
+
+    def op_learning(self, call: Call, args: LearningArgs) -> None:
+        """How well the brain predicts what it was fed: the rolling figures, the last decisions, the curve."""
+        runner = self.runner
+        learning = runner.learning
+        if learning is None:
+            raise ValueError(
+                f"family {runner.family} does not predict its input, so nothing is scored: {runner.runtime.io.description}"
+            )
+        runner.collect_records()  # anything made since the last batch is scored before the answer
+        reply = {"iteration": runner.runtime.iteration, **learning.summary(), "decisions": learning.decisions(args.decisions)}
+        if args.curve:
+            reply["curve"] = learning.curve()
+        call.ok(reply)
 
     def op_state(self, call: Call, args: StateArgs) -> None:
         from hera.agent.snapshot import write_snapshot

@@ -34,7 +34,9 @@ each to whoever fed its unit. Other threads (the data port's) reach the
 brain only through :meth:`Runner.call_soon`, whose functions run on the
 loop's thread between batches, paused or not; :meth:`Runner.feed_units`
 (all or none, :class:`~hera.agent.runner.records.Busy` when the input queue
-has no room) is what they call there.
+has no room) is what they call there. For a family whose output predicts
+its input, the same records are scored on the way
+(:mod:`hera.agent.runner.learning`): ``status``'s ``learning``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from hera import pace as paces
+from hera.agent.runner.learning import Learning
 from hera.agent.runner.records import Book, Busy, NoInput, Sink
 from hera.agent.runner.saver import Saver, Writer, save_failure
 from hera.agent.server import Call, ControlServer
@@ -210,6 +213,8 @@ class Runner:
         self.pace = pace
         self.pacer = Pacer(pace.rate(runtime.seconds_per_iteration, self.family))
         self.records = Book(runtime.io.unit, pending=int(runtime.queued()) if runtime.io.unit else 0, counts=counts, unread=unread)
+        #: The scores of its predictions, for a family whose output predicts its input (else None).
+        self.learning = Learning() if runtime.io.unit is not None and runtime.io.predicts else None
         #: The server's inbox, where :meth:`call_soon` puts its functions too (so they wake the loop).
         self.inbox: queue.Queue[Any] = server.inbox
         self.closed = False
@@ -410,9 +415,19 @@ class Runner:
         return min(stops) if stops else None
 
     def collect_records(self) -> None:
-        """Take the records the brain made and hand each to whoever fed its unit (see :class:`Book`)."""
-        if self.records.unit is not None:
+        """Take the records the brain made, score them where the family predicts, and hand each to whoever fed its unit.
+
+        Scoring (:class:`~hera.agent.runner.learning.Learning`) is a few numpy
+        operations on the whole batch of records, never per iteration.
+        """
+        if self.records.unit is None:
+            return
+        if self.learning is None:
             self.records.add(self.runtime.take_records())
+            return
+        rows, bits = self.runtime.take_scored_records()
+        self.learning.add(rows, bits)
+        self.records.add(rows)
 
     # -- input and output, for the handlers and the data port ----------------------------------------
 
@@ -496,6 +511,7 @@ class Runner:
             "stopped_on": self.stopped_on,
             "breakpoints": [bp.describe() for bp in self.breakpoints],
             "io": self.io_status(),
+            "learning": self.learning.summary() if self.learning is not None else None,
             "stats": self.runtime.stats(),
             **self.server.presence(),
         }
