@@ -95,7 +95,7 @@ def test_a_family_section_beats_params_in_the_same_file(hera: World) -> None:
 
     head = built_header(hera, hera("--family", "abraxas", "build"))
 
-    assert head["params"]["hidden"] == {"width": 48, "height": 20, "depth": 1} | HIDDEN_EXTRA
+    assert head["params"]["hidden"] == {"width": 48, "height": 20, "depth": 1} | HIDDEN_EXTRA | {"group_rows": 3}  # the example layout's
 
 
 def test_every_place_hera_keeps_things_is_inside_the_test_users_world(hera: World) -> None:
