@@ -29,7 +29,7 @@ CALLSIGN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 BUILT = re.compile(r"^built (?P<callsign>\S+) (?P<uuid>\S+) \((?P<family>[^/]+)/(?P<layout>[^)]+)\) -> (?P<path>.+)$")
 #: What abraxas (0.2.0) adds to every layout's ``hidden`` section that these tests do not set: the
 #: winner-take-all group height and the lag pairs of the hidden sheets' structural synapses.
-HIDDEN_EXTRA: dict[str, Any] = {"group_rows": 2, "lags": [2, 6, 2, 7, 2, 8, 2, 3, 2, 4, 2, 5]}
+HIDDEN_EXTRA: dict[str, Any] = {"group_rows": 3, "lags": [2, 8, 2, 7, 2, 6, 2, 8, 2, 7, 2, 6, 2, 3, 2, 4, 2, 5, 2, 3, 2, 4, 2, 5]}
 
 
 def header(path: Path) -> dict[str, Any]:
@@ -66,9 +66,9 @@ def test_build_writes_one_dead_instance_named_by_its_uuid_and_installs_nothing(h
     assert head["layout"] == "example"
     assert head["dynamic"] is False and head["iteration"] == 0
     assert "installed" not in head and "last_up" not in head
-    assert head["params"]["hidden"] == {"width": 32, "height": 32, "depth": 1} | HIDDEN_EXTRA
+    assert head["params"]["hidden"] == {"width": 32, "height": 48, "depth": 1} | HIDDEN_EXTRA
     assert 0 <= head["seed"] < 2**63
-    assert head["summary"]["neurons"] == 16 * 16 + 32 * 32 + 16 * 16
+    assert head["summary"]["neurons"] == 16 * 16 + 32 * 48 + 16 * 16
 
     brain = load(built)
     assert brain.arrays and all(name.startswith("weights.") for name in brain.arrays)  # no dynamic state
@@ -116,8 +116,8 @@ def test_set_overrides_layout_parameters_before_and_after_the_subcommand(hera: W
     said(hera("--family", "abraxas", "--set", "hidden.width=48", "build", "--set", "hidden.depth=2", "-o", "b.json"))
 
     head = header(hera.workdir / "b.json")
-    assert head["params"]["hidden"] == {"width": 48, "height": 32, "depth": 2} | HIDDEN_EXTRA
-    assert head["summary"]["neurons"] == 16 * 16 + 2 * 48 * 32 + 16 * 16
+    assert head["params"]["hidden"] == {"width": 48, "height": 48, "depth": 2} | HIDDEN_EXTRA
+    assert head["summary"]["neurons"] == 16 * 16 + 2 * 48 * 48 + 16 * 16
 
 
 @pytest.mark.parametrize(

@@ -103,7 +103,7 @@ SPOILED: dict[str, tuple[str, Callable[[bytes], bytes], list[str]]] = {
     "byte-flipped-in-weights": ("lived", flip_in_data(1000), ["arrays.", "checksum mismatch"]),
     "weights-not-base64": ("lived", put_in_data(1000, b"*"), ["arrays.", "not valid base64"]),
     "weights-shortened": ("lived", cut_from_data(1000, 4), ["arrays.", ".data: holds", "truncated or edited"]),
-    "shape-edited": ("lived", replace_once(b'"shape": [1024, 16, 16, 2]', b'"shape": [1024, 16, 16, 3]'), ["arrays.", "shape need"]),
+    "shape-edited": ("lived", replace_once(b'"shape": [1536, 16, 16, 2]', b'"shape": [1536, 16, 16, 3]'), ["arrays.", "shape need"]),
     "dtype-edited": ("lived", replace_once(b'"dtype": "<f4"', b'"dtype": "object"'), [".dtype", "'object'"]),
     "header-type-iteration": ("fresh", replace_once(b'"iteration": 0', b'"iteration": "zero"'), ["header.iteration", "integer"]),
     "header-type-seed": ("fresh", replace_once(b'"seed": 5', b'"seed": [5]'), ["header.seed", "integer"]),

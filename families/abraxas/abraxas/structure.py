@@ -52,8 +52,11 @@ BYTE_SIDE = 16
 PENDING = "io.pending"
 #: The partner lags of the hidden groups' lag pairs: lag 2 (order-2 conjunctions) for half the groups, and
 #: each of lags 3..8 in turn, so a byte up to 8 back can be combined with the byte just presented. The far
-#: lags come first: a sheet of fewer than 12 groups (the example has 16) pairs the byte 6-8 back twice.
-DEFAULT_LAGS = (2, 6, 2, 7, 2, 8, 2, 3, 2, 4, 2, 5)
+#: lags come first and twice: the example's 16 groups pair the byte 6, 7 and 8 back twice each (a group of
+#: 64 cells must hold every (lag 1, lag k) pair the stream shows, and one group per far lag was too few
+#: for the byte 8 back: 0.79 of those decisive bytes, against 0.98 with two), lags 3 and 4 once; a sheet of
+#: 24 groups or more has every lag.
+DEFAULT_LAGS = (2, 8, 2, 7, 2, 6, 2, 8, 2, 7, 2, 6, 2, 3, 2, 4, 2, 5, 2, 3, 2, 4, 2, 5)
 #: Cells a winner-take-all group may have: its winner key packs the index within the group in 24 bits.
 GROUP_LIMIT = 1 << 24
 

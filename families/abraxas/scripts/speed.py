@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Iterations per second of an abraxas layout on one CPU core (or a GPU), learning from a byte stream.
 
-Usage: ``python families/abraxas/scripts/speed.py [--layout example] [--iterations 200000] [--arch cpu|cuda]``.
+Usage: ``python families/abraxas/scripts/speed.py [--layout example] [--iterations 200000] [--arch cpu|cuda] [--set KEY=VALUE]``.
 Compilation is excluded (one warm-up step); the brain is fed the repeated
 sentence the whole time, so spikes, pushes and both learning rules all run.
 Taichi is started by hera's own :func:`hera.kernels.init`, with the options an
@@ -27,9 +27,16 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=200_000)
     parser.add_argument("--arch", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (the fused CPU path uses one)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a parameter, as hera build --set")
     args = parser.parse_args()
     family = Abraxas()
-    params = family.resolve(args.layout)
+    from hera.config import parse_assignment
+    from hera.family import deep_merge
+
+    overrides: dict = {}
+    for text in args.set:
+        overrides = deep_merge(overrides, parse_assignment(text))
+    params = family.resolve(args.layout, [("--set", overrides)] if overrides else [])
     # On a GPU, the CUDA pool an agent of this layout would get (Taichi's default 1 GiB is too small for large).
     pool = pool_bytes(family.estimate(params)) if args.arch == "cuda" else None
     init(args.arch, threads=args.threads, device_memory_bytes=pool)

@@ -19,7 +19,7 @@ from hera.runtime import dynamic_header
 BIGGER = {
     "input": {"width": 20},
     "output": {"height": 18},
-    "hidden": {"width": 40, "height": 36, "depth": 2},
+    "hidden": {"width": 40, "height": 54, "depth": 2},
     "dendrite_length": 3,
     "axon_length": 40,
 }
