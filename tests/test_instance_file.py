@@ -407,3 +407,22 @@ def test_lazy_arrays_decode_on_lookup_and_refuse_what_never_fits(tmp_path: Path)
         assert caught.value.line().startswith(f"{path}: arrays.huge: needs 512"), caught.value.line()
         with pytest.raises(KeyError):
             lazy["other"]
+
+
+def test_a_save_after_one_killed_between_its_two_renames_leaves_no_temporary(tmp_path: Path) -> None:
+    """A save killed after it made ``.prev`` and before it replaced the file leaves both names on one inode.
+
+    The next save links the file to a staging name and renames that onto
+    ``.prev``: a rename between two links of one file does nothing (POSIX), so
+    the staging name stayed behind, where no sweep of a running agent removes
+    it (found by tests/test_reliability_kill.py, a SIGKILL at that instant).
+    """
+    from hera.instance.atomic import atomic_write, previous_path
+
+    path = tmp_path / "agent.json"
+    path.write_bytes(b"first")
+    os.link(path, previous_path(path))  # what the killed save left: .prev and the file, one inode
+    with atomic_write(path, 0o600, keep_previous=True) as out:
+        out.write(b"second")
+    assert path.read_bytes() == b"second" and previous_path(path).read_bytes() == b"first"
+    assert not leftovers(tmp_path)

@@ -108,6 +108,10 @@ def atomic_write(
             staging = temporary_path(previous)
             os.link(path, staging)
             os.replace(staging, previous)
+            # Where a killed save left .prev and the file as one inode, that rename did nothing (POSIX: two
+            # links of one file) and the staging name is still there; otherwise it is gone.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staging)
         if overwrite:
             os.replace(tmp, path)
         else:
