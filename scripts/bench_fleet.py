@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 TICK = Path(__file__).resolve().parent.parent / "tests" / "families" / "tick"
 
@@ -42,6 +43,33 @@ def _hera(env: dict[str, str], cwd: Path, *args: str) -> str:
     if done.returncode != 0:
         raise SystemExit(f"hera {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout
+
+
+def throwaway_user(prefix: str, *, tick: bool) -> tuple[Path, Path, Path, Path, dict[str, str]]:
+    """A private root with a HOME, a working directory (with the tick test family if asked) and a runtime dir, and the
+    environment a user there runs hera with: (root, home, work, run, env)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    home, work, run = root / "home", root / "work", root / "run"
+    for path in (home, work, run):
+        path.mkdir(mode=0o700)
+    if tick:
+        shutil.copytree(TICK, work / "tick", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERA_")}
+    env.update(HOME=str(home), XDG_RUNTIME_DIR=str(run))
+    for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        env.pop(key, None)
+    return root, home, work, run, env
+
+
+def local_cluster(*, workers: int, slots: int) -> Any:
+    """A Ray cluster on loopback: a head that hosts no agent, and ``workers`` nodes that host ``slots`` each."""
+    from ray.cluster_utils import Cluster
+
+    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    for _ in range(workers):
+        made.add_node(num_cpus=1, resources={"hera_agent": slots})
+    made.wait_for_nodes()
+    return made
 
 
 def _summary(name: str, seconds: list[float]) -> str:
@@ -56,24 +84,13 @@ def main() -> int:
     args = parser.parse_args()
 
     import ray
-    from ray.cluster_utils import Cluster
 
     from hera.fleet import cluster as fleet
     from hera.manager.client import AgentClient
     from hera.manager.files import read_key
 
-    root = Path(tempfile.mkdtemp(prefix="hera-bench-fleet-"))
-    home, work, run = root / "home", root / "work", root / "run"
-    for path in (home, work, run):
-        path.mkdir(mode=0o700)
-    shutil.copytree(TICK, work / "tick", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HERA_")}
-    env.update(HOME=str(home), XDG_RUNTIME_DIR=str(run))
-    for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
-        env.pop(key, None)
-    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    made.add_node(num_cpus=1, resources={"hera_agent": 4})
-    made.wait_for_nodes()
+    root, home, work, run, env = throwaway_user("hera-bench-fleet-", tick=True)
+    made = local_cluster(workers=1, slots=4)
     local_uuid = cluster_uuid = None
     try:
         for name in ("local.json", "remote.json"):

@@ -24,11 +24,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-TICK = Path(__file__).resolve().parent.parent / "tests" / "families" / "tick"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/ is not a package
+
+from bench_fleet import local_cluster, throwaway_user  # noqa: E402
 
 
 def main() -> int:
@@ -40,27 +41,13 @@ def main() -> int:
     parser.add_argument("-m", type=int, default=400, help="iterations after the up again")
     args = parser.parse_args()
 
-    from ray.cluster_utils import Cluster
-
     from hera.fleet import cluster as fleet
     from hera.instance import load
     from hera.manager.files import read_key
 
-    root = Path(tempfile.mkdtemp(prefix="hera-bench-fleet-many-"))
-    home, work, run = root / "home", root / "work", root / "run"
-    for path in (home, work, run):
-        path.mkdir(mode=0o700)
-    if args.family == "tick":
-        shutil.copytree(TICK, work / "tick", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HERA_")}
-    env.update(HOME=str(home), XDG_RUNTIME_DIR=str(run))
-    for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
-        env.pop(key, None)
+    root, home, work, _, env = throwaway_user("hera-bench-fleet-many-", tick=args.family == "tick")
     cache = home / ".local" / "share" / "hera" / "agents"
-    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    for _ in range(2):
-        made.add_node(num_cpus=1, resources={"hera_agent": 64})
-    made.wait_for_nodes()
+    made = local_cluster(workers=2, slots=64)
     env["HERA_CLUSTER"] = made.address
     fleet.connect(made.address)
     phases: dict[str, float] = {}

@@ -245,10 +245,9 @@ def run(ctx: Any) -> int:
     from hera.cache.paths import runtime_dir
     from hera.commands import target
     from hera.errors import HeraError
-    from hera.fleet.commands import address
     from hera.table import emit, human_bytes
 
-    where = address(ctx)
+    where = ctx.settings().cluster
     if where is not None:
         from hera.fleet.commands import agents as cluster_agents
 

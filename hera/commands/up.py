@@ -70,9 +70,8 @@ def run(ctx: Any) -> int:
     from hera.cache.paths import runtime_dir
     from hera.commands import target
     from hera.errors import HeraError, UsageError
-    from hera.fleet.commands import address
 
-    where = address(ctx)
+    where = ctx.settings().cluster
     if where is not None:  # a Ray cluster: its own module, so one machine's up never imports Ray
         from hera.fleet.commands import up as cluster_up
 

@@ -13,11 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 
-def address(ctx: Any) -> str | None:
-    """The cluster the command targets (``--cluster``, ``HERA_CLUSTER``, the ``cluster`` setting), or None."""
-    return ctx.settings().cluster
-
-
 def up(ctx: Any, where: str) -> int:
     """Install the agent in the shared cache if needed and start its actor; the agent's node and status."""
     from hera import family as families, plan as plans
@@ -32,7 +27,6 @@ def up(ctx: Any, where: str) -> int:
     if args.simulate or args.interactive or args.after is not None:
         raise HeraError("--simulate, --interactive and --after are not done for --cluster yet", hint="see docs/cluster.md")
     settings = ctx.settings()
-    cluster.connect(where)  # no Ray, no cluster: said before anything is installed
     store, agent, fresh = _select_or_install(ctx)
     try:
         header = agent.header
